@@ -1,0 +1,1 @@
+//! The mycelium control daemon: peering, discovery, link measurement, routing, and snapshot publishing.
