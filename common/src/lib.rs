@@ -16,3 +16,4 @@ pub mod address;
 pub mod crypto;
 pub mod identity;
 pub mod time;
+pub mod wire;

@@ -1,0 +1,117 @@
+//! The link control messages (sent inside an authenticated control packet),
+//! as plain `Repr`s. The routing engine produces and consumes these; the
+//! byte layout, `parse` and `emit` live next to each type.
+//!
+//! Times are microseconds of the *sender's* monotonic clock (RFC 9616 style
+//! timestamps; only differences of one node's own stamps are ever used).
+//! Intervals are centiseconds, as in Babel (RFC 8966 section 4.6).
+
+use crate::identity::PublicKey;
+
+/// Babel's infinite metric: the route is retracted (RFC 8966 section 2.1).
+pub const METRIC_INFINITY: u16 = 0xFFFF;
+
+/// A node's geographic position, degrees times 10^7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GeoPosition {
+    pub lat_e7: i32,
+    pub lon_e7: i32,
+}
+
+/// Hello (RFC 8966 section 4.6.5), with an RFC 9616 timestamp and an
+/// optional position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// Unicast hello (sent to one neighbour) rather than multicast.
+    pub unicast: bool,
+    pub seqno: u16,
+    /// Upper bound on the time to the next hello, centiseconds.
+    pub interval_cs: u16,
+    /// When the sender sent it, sender's clock.
+    pub timestamp_us: u64,
+    pub position: Option<GeoPosition>,
+}
+
+/// I Heard You (RFC 8966 section 4.6.6), carrying the RFC 9616 timestamps
+/// the hello's sender needs to compute the round-trip time:
+/// `rtt = (now - origin) - (transmit - receive)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ihu {
+    /// Cost of receiving from the hello's sender, as Babel's rxcost.
+    pub rxcost: u16,
+    /// Upper bound on the time to the next IHU, centiseconds.
+    pub interval_cs: u16,
+    /// The timestamp of the last hello heard from the addressee (its clock).
+    pub origin_us: u64,
+    /// When that hello was received (sender of this IHU's clock).
+    pub receive_us: u64,
+    /// When this IHU was sent (sender of this IHU's clock).
+    pub transmit_us: u64,
+}
+
+/// Update: an announcement (or retraction, metric infinite) of a prefix
+/// (RFC 8966 section 4.6.9). The router id is the originating node's public
+/// key; the prefix must be owned by that key's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    pub plen: u8,
+    pub interval_cs: u16,
+    pub seqno: u16,
+    pub metric: u16,
+    pub router_id: PublicKey,
+    /// Prefix bytes; bits after `plen` are zero.
+    pub prefix: [u8; 16],
+}
+
+/// Route request (RFC 8966 section 4.6.10): `plen == 0` with an all-zero
+/// prefix asks for a full dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRequest {
+    pub plen: u8,
+    pub prefix: [u8; 16],
+}
+
+/// Seqno request (RFC 8966 section 4.6.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqnoRequest {
+    pub plen: u8,
+    pub seqno: u16,
+    pub hop_count: u8,
+    pub router_id: PublicKey,
+    pub prefix: [u8; 16],
+}
+
+/// One packet of an active bandwidth probe train. Padded to `padding` extra
+/// zero bytes so the train has a known size on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub train_id: u32,
+    pub index: u16,
+    pub count: u16,
+    pub sent_us: u64,
+    pub padding: u16,
+}
+
+/// What the receiver of a probe train saw, sent back to the prober.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeReport {
+    pub train_id: u32,
+    pub received: u16,
+    /// Receive times of the first and last probe of the train (reporter's clock).
+    pub first_us: u64,
+    pub last_us: u64,
+    /// Bytes received in the train, as measured on the wire.
+    pub bytes: u32,
+}
+
+/// Any one control message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlMessage {
+    Hello(Hello),
+    Ihu(Ihu),
+    Update(Update),
+    RouteRequest(RouteRequest),
+    SeqnoRequest(SeqnoRequest),
+    Probe(Probe),
+    ProbeReport(ProbeReport),
+}
