@@ -5,6 +5,9 @@
 //! - [`address`]: the overlay IPv6 address (and /64 subnet) a public key owns.
 //! - [`crypto`]: the packet AEAD behind a small in-place trait, counter nonces,
 //!   replay windows and session key derivation.
+//! - [`keytable`]: the end-to-end session keys the control daemon installs in
+//!   the dataplane through shared memory.
+//! - [`wire`]: the packet and control message formats.
 //! - [`time`]: [`Timestamp`](time::Timestamp), monotonic nanoseconds that mean
 //!   the same thing in every process of one host.
 //!
@@ -15,5 +18,6 @@
 pub mod address;
 pub mod crypto;
 pub mod identity;
+pub mod keytable;
 pub mod time;
 pub mod wire;
