@@ -37,7 +37,9 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Default)]
 pub struct SessionTable {
     generation: u64,
-    send: FxHashMap<[u8; 16], Arc<SendKey>>,
+    /// Keyed by the peer node's public key: a route names its destination's
+    /// router id, so the send path needs no address hashing.
+    send: FxHashMap<[u8; 32], Arc<SendKey>>,
     receive: FxHashMap<u32, Arc<ReceiveKey>>,
 }
 
@@ -59,9 +61,9 @@ impl SessionTable {
     pub fn rebuild(&self, view: &KeyTableView<'_>, epoch: u64) -> SessionTable {
         let mut send = FxHashMap::default();
         for s in view.send_sessions().iter().filter(|s| s.dataplane_epoch.to_native() == epoch) {
-            let kept = self.send.get(&s.peer).filter(|k| k.session_id() == s.session_id.to_native());
+            let kept = self.send.get(&s.peer_key).filter(|k| k.session_id() == s.session_id.to_native());
             let key = kept.cloned().unwrap_or_else(|| Arc::new(SendKey::from_archived(s)));
-            send.insert(s.peer, key);
+            send.insert(s.peer_key, key);
         }
         let mut receive = FxHashMap::default();
         for r in view.receive_sessions().iter().filter(|r| r.dataplane_epoch.to_native() == epoch) {
@@ -73,10 +75,10 @@ impl SessionTable {
         SessionTable { generation: view.generation(), send, receive }
     }
 
-    /// The key to seal packets to `peer` with.
+    /// The key to seal packets to the node with public key `peer_key`.
     #[inline]
-    pub fn sender(&self, peer: &[u8; 16]) -> Option<&Arc<SendKey>> {
-        self.send.get(peer)
+    pub fn sender(&self, peer_key: &[u8; 32]) -> Option<&Arc<SendKey>> {
+        self.send.get(peer_key)
     }
 
     /// The key that opens packets stamped with `key_id`.

@@ -103,10 +103,11 @@ impl ShardSessions {
         self.table = table;
     }
 
-    /// Takes the next counter of the session to `peer`, for one packet.
+    /// Takes the next counter of the session to the node with public key
+    /// `peer_key`, for one packet.
     #[inline]
-    pub fn next_send(&mut self, now_ns: u64, peer: &[u8; 16]) -> Result<SendTicket<'_>, SendError> {
-        let key = self.table.send.get(peer).ok_or(SendError::NoSession)?;
+    pub fn next_send(&mut self, now_ns: u64, peer_key: &[u8; 32]) -> Result<SendTicket<'_>, SendError> {
+        let key = self.table.send.get(peer_key).ok_or(SendError::NoSession)?;
         if now_ns >= key.expires_at_ns {
             return Err(SendError::Expired);
         }

@@ -33,19 +33,19 @@ fn build(previous: &SessionTable, table: KeyTable) -> Arc<SessionTable> {
 fn counters_carry_on_for_the_same_session_and_restart_for_a_new_one() {
     let t1 = build(&SessionTable::empty(), KeyTable::new(1, 0, vec![send(1, 10, EPOCH)], vec![]));
     let mut shard = ShardSessions::new(Arc::clone(&t1));
-    assert_eq!(shard.next_send(0, &[1; 16]).unwrap().counter, 0);
-    assert_eq!(shard.next_send(0, &[1; 16]).unwrap().counter, 1);
+    assert_eq!(shard.next_send(0, &[1; 32]).unwrap().counter, 0);
+    assert_eq!(shard.next_send(0, &[1; 32]).unwrap().counter, 1);
 
     let t2 = build(&t1, KeyTable::new(2, 0, vec![send(1, 10, EPOCH), send(2, 20, EPOCH)], vec![]));
-    assert!(Arc::ptr_eq(t1.sender(&[1; 16]).unwrap(), t2.sender(&[1; 16]).unwrap()), "cipher reused");
+    assert!(Arc::ptr_eq(t1.sender(&[1; 32]).unwrap(), t2.sender(&[1; 32]).unwrap()), "cipher reused");
     shard.install(Arc::clone(&t2));
-    assert_eq!(shard.next_send(0, &[1; 16]).unwrap().counter, 2);
+    assert_eq!(shard.next_send(0, &[1; 32]).unwrap().counter, 2);
 
     let t3 = build(&t2, KeyTable::new(3, 0, vec![send(1, 11, EPOCH)], vec![]));
     shard.install(t3);
-    let ticket = shard.next_send(0, &[1; 16]).unwrap();
+    let ticket = shard.next_send(0, &[1; 32]).unwrap();
     assert_eq!((ticket.counter, ticket.key.session_id()), (0, 11));
-    assert_eq!(shard.next_send(0, &[2; 16]).unwrap_err(), SendError::NoSession);
+    assert_eq!(shard.next_send(0, &[2; 32]).unwrap_err(), SendError::NoSession);
 }
 
 #[test]
@@ -53,10 +53,10 @@ fn a_shard_stops_at_the_packet_limit_and_at_expiry() {
     let t = build(&SessionTable::empty(), KeyTable::new(1, 0, vec![send(1, 10, EPOCH)], vec![]));
     let mut shard = ShardSessions::new(t);
     for _ in 0..3 {
-        shard.next_send(0, &[1; 16]).unwrap();
+        shard.next_send(0, &[1; 32]).unwrap();
     }
-    assert_eq!(shard.next_send(0, &[1; 16]).unwrap_err(), SendError::Exhausted);
-    assert_eq!(shard.next_send(1_000, &[1; 16]).unwrap_err(), SendError::Expired);
+    assert_eq!(shard.next_send(0, &[1; 32]).unwrap_err(), SendError::Exhausted);
+    assert_eq!(shard.next_send(1_000, &[1; 32]).unwrap_err(), SendError::Expired);
 }
 
 #[test]
