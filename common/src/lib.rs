@@ -5,6 +5,8 @@
 //! - [`address`]: the overlay IPv6 address (and /64 subnet) a public key owns.
 //! - [`crypto`]: the packet AEAD behind a small in-place trait, counter nonces,
 //!   replay windows and session key derivation.
+//! - [`handshake`]: the identity-proving, forward-secret key exchange for
+//!   links and end-to-end sessions.
 //! - [`keytable`]: the end-to-end session keys the control daemon installs in
 //!   the dataplane through shared memory.
 //! - [`wire`]: the packet and control message formats.
@@ -17,6 +19,7 @@
 
 pub mod address;
 pub mod crypto;
+pub mod handshake;
 pub mod identity;
 pub mod keytable;
 pub mod time;
