@@ -1,10 +1,33 @@
 //! The link control messages (sent inside an authenticated control packet),
-//! as plain `Repr`s. The routing engine produces and consumes these; the
-//! byte layout, `parse` and `emit` live next to each type.
+//! as plain `Repr`s, and their TLV codec. The routing engine produces and
+//! consumes these.
+//!
+//! A control body is a sequence of TLVs ([`framing`]: type u8, length u16
+//! BE, value); each message's value layout is drawn in [`codec`]. To read an
+//! opened body: `for message in TlvIter::new(body) { ... }`. To write one:
+//! [`ControlMessage::emit`] each message (or [`emit_messages`]) into the
+//! body of a control packet, then seal it.
 //!
 //! Times are microseconds of the *sender's* monotonic clock (RFC 9616 style
 //! timestamps; only differences of one node's own stamps are ever used).
 //! Intervals are centiseconds, as in Babel (RFC 8966 section 4.6).
+
+pub mod codec;
+pub mod framing;
+
+pub use framing::{TLV_HEADER_LEN, Tlv, TlvIter, emit_messages};
+
+/// TLV type numbers. Babel's own (RFC 8966 section 4.3) where the message
+/// is Babel's; 64 and up for ours.
+pub mod types {
+    pub const HELLO: u8 = 4;
+    pub const IHU: u8 = 5;
+    pub const UPDATE: u8 = 8;
+    pub const ROUTE_REQUEST: u8 = 9;
+    pub const SEQNO_REQUEST: u8 = 10;
+    pub const PROBE: u8 = 64;
+    pub const PROBE_REPORT: u8 = 65;
+}
 
 use crate::identity::PublicKey;
 
@@ -115,3 +138,6 @@ pub enum ControlMessage {
     Probe(Probe),
     ProbeReport(ProbeReport),
 }
+
+#[cfg(test)]
+mod tests;
