@@ -31,7 +31,8 @@
 //!   above `max_rtt` (10 s) and ones held over 30 s are discarded. Smoothed
 //!   as RFC 9616 section 3.4 (`alpha = 0.836`); jitter is the mean deviation
 //!   (`beta = 1/4`). We send our IHU with each of our hellos, echoing the
-//!   neighbour's latest hello.
+//!   neighbour's latest hello (while the link is down, only once the
+//!   neighbour proved stable to us, see below).
 //! - **Loss** ([`reach`]): RFC 8966 Appendix A.1 and A.2.2. A 16-hello
 //!   history gives our receive rate `p_in`, sent as `rxcost = 256 / p_in`;
 //!   the neighbour's rxcost gives `p_out`. `ETX = 1 / (p_in * p_out)`.
@@ -69,8 +70,12 @@
 //! interval (both directions must work). It comes up, at first and after
 //! going down, only when it proved stable: `up_hellos` (3) consecutive
 //! hellos, without a seqno gap or a missed hello timer, plus an IHU since it
-//! went down showing the neighbour hears us. With fast hellos while proving,
-//! that takes about 100 ms plus the delay.
+//! went down showing the neighbour hears us. A link that is down sends IHUs
+//! only once the neighbour proved stable to it, so each side's IHU says "your
+//! hellos passed the test" and neither side comes up before both have proven
+//! the other: a neighbour that hears us well but loses every third hello of
+//! ours stays down on both sides. With fast hellos while proving, coming up
+//! takes about 100 ms plus two one-way delays.
 //!
 //! # The cost
 //!
@@ -114,9 +119,10 @@
 //!
 //! The smoothed cost follows the current one with a 4 s half-life
 //! (`cost_half_life`), from the cost at the time the link came up. Both are
-//! reported in [`LinkEvent::CostChanged`]; the route engine switches only to
-//! a route better on both, which keeps routes from flapping on one noisy
-//! sample.
+//! reported in [`LinkEvent::CostChanged`] whenever either changes by a unit
+//! (during a smoothing transient, that is about once per received hello);
+//! the route engine switches only to a route better on both, which keeps
+//! routes from flapping on one noisy sample.
 
 pub mod bandwidth;
 pub mod config;
