@@ -62,7 +62,9 @@
 //! whose neighbour is heard but not yet up, sends hellos every 50 ms; an
 //! idle one every 4 s. Each hello announces its interval (`interval_cs`,
 //! rounded up), and an interval change is announced at once with an extra
-//! hello, so the announced interval is always an upper bound. A receiver
+//! hello, so the announced interval is always an upper bound; a longer
+//! interval is announced by three hellos still at the fast pace, so one lost
+//! announcement cannot make the neighbour miss promised hellos. A receiver
 //! derives the dead interval from what the neighbour announced: 300 ms
 //! (`active_dead_interval`, at most 500 ms) when three announced intervals
 //! fit in it, else 14 s (`idle_dead_interval`) or 3.5 announced intervals if

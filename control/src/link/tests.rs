@@ -113,6 +113,32 @@ fn an_idle_link_is_declared_down_much_more_slowly() {
 }
 
 #[test]
+fn a_lost_announcement_of_the_slow_interval_does_not_bring_the_link_down() {
+    let mut s = sim(10);
+    s.traffic_bps = Some(10_000_000);
+    s.run_for(Duration::from_secs(3));
+    // Drop the first hello that announces the idle interval, and its IHU.
+    let mut dropped = 0;
+    s.pipes[1].filter = Some(Box::new(move |m| match m {
+        ControlMessage::Hello(h) if h.interval_cs == 400 && dropped == 0 => {
+            dropped = 1;
+            false
+        }
+        ControlMessage::Ihu(i) if i.interval_cs == 400 && dropped == 1 => {
+            dropped = 2;
+            false
+        }
+        _ => true,
+    }));
+    s.traffic_bps = None;
+    let idle = s.now;
+    s.run_for(Duration::from_secs(30));
+    assert_eq!(s.links[0].metrics().neighbour_hello_interval, Some(Duration::from_secs(4)));
+    assert_eq!(down_at(&s, 0, idle), None);
+    assert_eq!(down_at(&s, 1, idle), None);
+}
+
+#[test]
 fn a_link_comes_back_up_only_after_three_consecutive_hellos() {
     let mut s = sim(10);
     s.traffic_bps = Some(10_000_000);

@@ -40,6 +40,8 @@ pub struct Link {
     seqno: u16,
     next_hello: Timestamp,
     announced: Duration,
+    /// Hellos still to send at the fast pace after announcing a slow one.
+    slow_repeats: u8,
     sent: SentStamps,
     // The neighbour's hellos and IHUs.
     history: HelloHistory,
@@ -63,6 +65,9 @@ pub struct Link {
     transmit: VecDeque<ControlMessage>,
     events: VecDeque<LinkEvent>,
 }
+
+/// Hellos announcing a longer interval that are sent at the fast pace.
+const SLOW_REPEATS: u8 = 3;
 
 /// `ceil(d / 10 ms)`, at least 1: an announced interval is an upper bound.
 fn to_cs(d: Duration) -> u16 {
@@ -91,6 +96,7 @@ impl Link {
             now,
             seqno: 0,
             next_hello: now,
+            slow_repeats: 0,
             sent: SentStamps::default(),
             history: HelloHistory::default(),
             heard: None,
@@ -264,6 +270,9 @@ impl Link {
 
     fn send_hello(&mut self, now: Timestamp) {
         let interval = self.desired_interval(now);
+        if interval > self.announced {
+            self.slow_repeats = SLOW_REPEATS;
+        }
         self.announced = interval;
         let stamp = micros(now);
         self.sent.record(stamp);
@@ -290,7 +299,16 @@ impl Link {
                 transmit_us: stamp,
             }));
         }
-        self.next_hello = now + interval;
+        // The first hellos announcing a longer interval go out at the old
+        // pace: if the one announcement were lost, the neighbour would miss
+        // hellos it was promised and declare us down.
+        let gap = if self.slow_repeats > 0 {
+            self.slow_repeats -= 1;
+            interval.min(self.config.active_hello_interval)
+        } else {
+            interval
+        };
+        self.next_hello = now + gap;
     }
 
     fn active(&self, now: Timestamp) -> bool {
