@@ -7,6 +7,10 @@
 //!   replay windows and session key derivation.
 //! - [`time`]: [`Timestamp`](time::Timestamp), monotonic nanoseconds that mean
 //!   the same thing in every process of one host.
+//! - [`snapshot`]: the route snapshot (rkyv schema, deterministic builder,
+//!   validation, zero-copy longest-prefix-match lookups).
+//! - [`shm`]: publishing snapshots through `/dev/shm` (one writer, lock-free
+//!   readers that validate each new file once).
 //!
 //! Nothing in this crate reads the clock or does I/O except the explicitly
 //! named shells (`Timestamp::now`, key file load/save, and the shared-memory
@@ -15,5 +19,7 @@
 pub mod address;
 pub mod crypto;
 pub mod identity;
+pub mod shm;
+pub mod snapshot;
 pub mod time;
 pub mod wire;
