@@ -12,6 +12,10 @@
 //! - [`wire`]: the packet and control message formats.
 //! - [`time`]: [`Timestamp`](time::Timestamp), monotonic nanoseconds that mean
 //!   the same thing in every process of one host.
+//! - [`snapshot`]: the route snapshot (rkyv schema, deterministic builder,
+//!   validation, zero-copy longest-prefix-match lookups).
+//! - [`shm`]: publishing snapshots through `/dev/shm` (one writer, lock-free
+//!   readers that validate each new file once).
 //!
 //! Nothing in this crate reads the clock or does I/O except the explicitly
 //! named shells (`Timestamp::now`, key file load/save, and the shared-memory
@@ -22,5 +26,7 @@ pub mod crypto;
 pub mod handshake;
 pub mod identity;
 pub mod keytable;
+pub mod shm;
+pub mod snapshot;
 pub mod time;
 pub mod wire;

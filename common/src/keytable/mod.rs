@@ -114,5 +114,24 @@ impl<'a> KeyTableView<'a> {
     }
 }
 
+/// The key table channel for [`Subscriber`](crate::shm::Subscriber): files
+/// on [`KEYS`](crate::shm::KEYS), validated by [`KeyTableView::validate`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeyChannel;
+
+impl crate::shm::Channel for KeyChannel {
+    const ID: crate::shm::ChannelId = crate::shm::KEYS;
+    type View<'a> = KeyTableView<'a>;
+    type Error = KeyTableError;
+
+    fn validate(bytes: &[u8]) -> Result<KeyTableView<'_>, KeyTableError> {
+        KeyTableView::validate(bytes)
+    }
+
+    fn shorten<'short, 'long: 'short>(view: KeyTableView<'long>) -> KeyTableView<'short> {
+        view
+    }
+}
+
 #[cfg(test)]
 mod tests;

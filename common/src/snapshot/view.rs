@@ -1,0 +1,214 @@
+//! [`SnapshotView`]: zero-copy reads of a validated snapshot.
+//!
+//! A view exists only after [`SnapshotView::validate`] has accepted the bytes,
+//! so everything here can trust the snapshot's invariants for correctness;
+//! for safety it trusts nothing (all reads are `.get()`, all loops bounded).
+//!
+//! Per packet, the dataplane calls [`SnapshotView::lookup`]: a longest-prefix
+//! match that tries each prefix length present, longest first, with one short
+//! probe sequence each. It allocates nothing and returns borrowed references
+//! into the mapping.
+
+use std::net::SocketAddr;
+
+use super::index::{prefix_mask, probe};
+use super::schema::{ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL, LinkState, RouteSnapshot};
+use super::validate::{SnapshotError, validate};
+use crate::identity::PublicKey;
+use crate::time::Timestamp;
+
+/// A validated route snapshot, borrowed from its bytes.
+#[derive(Clone, Copy)]
+pub struct SnapshotView<'a> {
+    snap: &'a ArchivedRouteSnapshot,
+}
+
+impl std::fmt::Debug for SnapshotView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("generation", &self.generation())
+            .field("routes", &self.route_count())
+            .field("links", &self.snap.links.len())
+            .finish()
+    }
+}
+
+impl<'a> SnapshotView<'a> {
+    /// Validates `bytes` (structure and semantics, see [`super::validate`]).
+    /// `bytes` must be aligned to 16 bytes, as an mmap or an
+    /// [`AlignedVec`](rkyv::util::AlignedVec) is.
+    pub fn validate(bytes: &'a [u8]) -> Result<Self, SnapshotError> {
+        validate(bytes).map(|snap| SnapshotView { snap })
+    }
+
+    /// The routing engine's generation of this snapshot.
+    pub fn generation(&self) -> u64 {
+        self.snap.generation.to_native()
+    }
+
+    /// When the snapshot was built.
+    pub fn created_at(&self) -> Timestamp {
+        Timestamp::from_nanos(self.snap.created_at_ns.to_native())
+    }
+
+    /// The publishing node's public key.
+    pub fn node_public_key(&self) -> PublicKey {
+        PublicKey::from_bytes(self.snap.node.public_key)
+    }
+
+    /// The publishing node's overlay address bytes.
+    pub fn node_address(&self) -> [u8; 16] {
+        self.snap.node.address
+    }
+
+    /// Number of routes.
+    pub fn route_count(&self) -> usize {
+        self.snap.routes.len()
+    }
+
+    /// All routes in `(prefix, len)` order.
+    pub fn routes(&self) -> impl ExactSizeIterator<Item = RouteView<'a>> + 'a {
+        self.snap.routes.iter().map(|route| RouteView { route })
+    }
+
+    /// All links in id order.
+    pub fn links(&self) -> impl ExactSizeIterator<Item = LinkView<'a>> + 'a {
+        self.snap.links.iter().map(|link| LinkView { link })
+    }
+
+    /// The link with this id.
+    pub fn link(&self, id: u32) -> Option<LinkView<'a>> {
+        let links = self.snap.links.as_slice();
+        let pos = links.binary_search_by_key(&id, |l| l.id.to_native()).ok()?;
+        links.get(pos).map(|link| LinkView { link })
+    }
+
+    /// The longest-prefix match for `dst`, with its next hop.
+    #[inline]
+    pub fn lookup(&self, dst: &[u8; 16]) -> Option<RouteHit<'a>> {
+        let snap = self.snap;
+        let slots = snap.index.slots.as_slice();
+        let addr = u128::from_be_bytes(*dst);
+        for &len in snap.index.lengths.iter() {
+            let Some(slot) = probe(slots, addr & prefix_mask(len), len) else {
+                continue;
+            };
+            let route = snap.routes.get(slot.route.to_native() as usize)?;
+            let link = slot.link.to_native();
+            let next_hop = if link == LOCAL {
+                NextHop::Local
+            } else {
+                NextHop::Link(LinkView { link: snap.links.get(link as usize)? })
+            };
+            return Some(RouteHit { route: RouteView { route }, next_hop });
+        }
+        None
+    }
+
+    /// A deserialized copy, for tools and tests (allocates).
+    pub fn to_snapshot(&self) -> Result<RouteSnapshot, rkyv::rancor::Error> {
+        rkyv::deserialize::<RouteSnapshot, rkyv::rancor::Error>(self.snap)
+    }
+}
+
+/// The answer to a lookup: the matching route and where to send.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteHit<'a> {
+    /// The matching route.
+    pub route: RouteView<'a>,
+    /// Where packets for it go.
+    pub next_hop: NextHop<'a>,
+}
+
+/// Where a route's packets go.
+#[derive(Clone, Copy, Debug)]
+pub enum NextHop<'a> {
+    /// To this node (the TUN device).
+    Local,
+    /// Out over a link to a neighbour.
+    Link(LinkView<'a>),
+}
+
+/// One route in a mapped snapshot.
+#[derive(Clone, Copy)]
+pub struct RouteView<'a> {
+    route: &'a ArchivedRoute,
+}
+
+impl<'a> RouteView<'a> {
+    /// Network bytes (host bits zero).
+    pub fn prefix(&self) -> [u8; 16] {
+        self.route.prefix
+    }
+
+    /// Prefix length in bits.
+    pub fn len(&self) -> u8 {
+        self.route.len
+    }
+
+    /// Whether this is the default route (length zero).
+    pub fn is_empty(&self) -> bool {
+        self.route.len == 0
+    }
+
+    /// Next-hop link id, or [`LOCAL`].
+    pub fn next_hop_id(&self) -> u32 {
+        self.route.next_hop.to_native()
+    }
+
+    /// Babel metric.
+    pub fn metric(&self) -> u16 {
+        self.route.metric.to_native()
+    }
+
+    /// Babel sequence number.
+    pub fn seqno(&self) -> u16 {
+        self.route.seqno.to_native()
+    }
+
+    /// Public key of the destination node: the key of the end-to-end session
+    /// to seal for (look it up in the key table).
+    pub fn router_id(&self) -> &'a [u8; 32] {
+        &self.route.router_id
+    }
+}
+
+impl std::fmt::Debug for RouteView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} via {}", std::net::Ipv6Addr::from(self.prefix()), self.len(), self.next_hop_id())
+    }
+}
+
+/// One link in a mapped snapshot.
+#[derive(Clone, Copy)]
+pub struct LinkView<'a> {
+    link: &'a ArchivedLink,
+}
+
+impl<'a> LinkView<'a> {
+    /// Link id.
+    pub fn id(&self) -> u32 {
+        self.link.id.to_native()
+    }
+
+    /// The neighbour's underlay address (always `Some` in a validated snapshot).
+    pub fn underlay(&self) -> Option<SocketAddr> {
+        self.link.underlay.to_socket_addr()
+    }
+
+    /// Up or down (`Down` for an unknown byte, which validation rejects).
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.link.state).unwrap_or(LinkState::Down)
+    }
+
+    /// The neighbour's public key.
+    pub fn peer(&self) -> &'a [u8; 32] {
+        &self.link.peer
+    }
+}
+
+impl std::fmt::Debug for LinkView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "link {} {:?} {:?}", self.id(), self.underlay(), self.state())
+    }
+}
