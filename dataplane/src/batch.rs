@@ -47,6 +47,9 @@ pub enum PuntKind {
     ControlFromUnderlay = 1,
     /// A packet from the TUN whose destination has no route in the snapshot.
     NoRoute = 2,
+    /// A packet from the TUN to a destination with a route but no session:
+    /// the daemon starts an end-to-end handshake.
+    NoSession = 4,
 }
 
 /// Where one output goes.

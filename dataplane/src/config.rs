@@ -208,9 +208,9 @@ mod tests {
     fn static_peers_take_either_address_family() {
         let (a, e) = parse_static_peer("400::1=192.0.2.1:9651").unwrap();
         assert_eq!(a, "400::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(e, "192.0.2.1:9651".parse().unwrap());
+        assert_eq!(e, "192.0.2.1:9651".parse::<std::net::SocketAddr>().unwrap());
         let (_, e) = parse_static_peer("5ff:1::2=[2001:db8::1]:1").unwrap();
-        assert_eq!(e, "[2001:db8::1]:1".parse().unwrap());
+        assert_eq!(e, "[2001:db8::1]:1".parse::<std::net::SocketAddr>().unwrap());
         assert!(parse_static_peer("400::1").is_err());
         assert!(parse_static_peer("400::1=192.0.2.1").is_err());
         assert!(parse_static_peer("nope=192.0.2.1:1").is_err());

@@ -52,6 +52,29 @@ drop_reasons! {
     NotUnicast => "not_unicast",
     /// No route for the destination.
     NoRoute => "no_route",
+    /// No route snapshot has been published yet.
+    NoSnapshot => "no_snapshot",
+    /// The first byte is not a protocol version this dataplane speaks.
+    BadVersion => "bad_version",
+    /// The packet type byte is unknown.
+    UnknownType => "unknown_type",
+    /// No session for the packet's key id (or, from the TUN, the destination).
+    NoSession => "no_session",
+    /// The session has expired.
+    SessionExpired => "session_expired",
+    /// The packet's source is not the session's peer.
+    WrongPeer => "wrong_peer",
+    /// The packet did not authenticate (tampered, or wrong key).
+    AuthFailed => "auth_failed",
+    /// A replay: the counter was already received.
+    Replayed => "replayed",
+    /// The counter is older than the replay window.
+    TooOld => "too_old",
+    /// The inner packet's source is outside the /64 it must come from.
+    Spoofed => "spoofed",
+    /// The inner packet's destination is outside the overlay, or not for the
+    /// node it reached.
+    NotOverlay => "not_overlay",
     /// The hop limit ran out in transit.
     HopLimit => "hop_limit",
     /// Data for this node, but the dataplane runs without a TUN.

@@ -27,6 +27,7 @@
 
 pub mod counters;
 pub mod passthrough;
+pub mod sealed;
 
 use mycelium_common::time::Timestamp;
 
@@ -43,6 +44,11 @@ pub trait Engine {
     /// Called once per loop iteration, before the batches.
     fn begin_batch(&mut self, now: Timestamp) {
         let _ = now;
+    }
+
+    /// Generation of the route snapshot in use (0: none), for the counters.
+    fn snapshot_generation(&self) -> u64 {
+        0
     }
 
     /// Handles datagrams received on the node's UDP port. Each packet has

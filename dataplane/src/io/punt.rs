@@ -24,6 +24,8 @@
 //! ```
 //! `kind` 1: control packet from the underlay, the endpoint is its source;
 //! 2: no route, the endpoint is zero and the payload is the overlay packet;
+//! 4: no session, the endpoint is zero and the payload is the overlay packet
+//! (the daemon starts an end-to-end handshake with its destination);
 //! 3 (daemon to shard): inject, the endpoint is the destination. The payload
 //! (the datagram or packet) follows the header.
 

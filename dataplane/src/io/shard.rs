@@ -790,5 +790,9 @@ impl<E: Engine> Shard<E> {
             }
         }
         c.add_drops(&t.drops);
+        let generation = self.engine.snapshot_generation();
+        if generation != c.snapshot_generation.load(std::sync::atomic::Ordering::Relaxed) {
+            c.snapshot_generation.store(generation, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

@@ -14,8 +14,8 @@
 //!   per packet.
 //!
 //! Driving it: when a shard sees a new key table generation, it calls
-//! [`SessionTable::rebuild`] (or picks up the table another shard already
-//! rebuilt) and [`ShardSessions::install`]; per packet it calls
+//! [`SharedSessions::refresh`] (which picks up the table another shard
+//! already built for that generation, or builds it) and [`ShardSessions::install`]; per packet it calls
 //! [`ShardSessions::next_send`] before sealing, and [`SessionTable::receiver`]
 //! then [`ReceiveKey::check`] / [`ReceiveKey::accept`] around opening.
 //!
@@ -90,6 +90,28 @@ impl SessionTable {
     /// Number of send and receive sessions.
     pub fn len(&self) -> (usize, usize) {
         (self.send.len(), self.receive.len())
+    }
+}
+
+/// The latest [`SessionTable`], shared by the shards of one process so that
+/// a key table generation is turned into ciphers once, not once per shard.
+/// Locked only when a shard sees a new key table generation.
+#[derive(Debug, Clone, Default)]
+pub struct SharedSessions(Arc<parking_lot::Mutex<Arc<SessionTable>>>);
+
+impl SharedSessions {
+    /// The table for `view`: the one another shard already built for this
+    /// generation, or a new one (shared if it is the newest seen).
+    pub fn refresh(&self, view: &KeyTableView<'_>, epoch: u64) -> Arc<SessionTable> {
+        let mut latest = self.0.lock();
+        if latest.generation() == view.generation() && latest.generation() != 0 {
+            return Arc::clone(&latest);
+        }
+        let table = Arc::new(latest.rebuild(view, epoch));
+        if view.generation() > latest.generation() {
+            *latest = Arc::clone(&table);
+        }
+        table
     }
 }
 
