@@ -5,6 +5,8 @@
 //! - [`address`]: the overlay IPv6 address (and /64 subnet) a public key owns.
 //! - [`crypto`]: the packet AEAD behind a small in-place trait, counter nonces,
 //!   replay windows and session key derivation.
+//! - [`wire`]: the packet formats (routed DATA header, CONTROL envelope and
+//!   its TLVs, handshake messages) as checked zero-copy views plus `Repr`s.
 //! - [`time`]: [`Timestamp`](time::Timestamp), monotonic nanoseconds that mean
 //!   the same thing in every process of one host.
 //!
