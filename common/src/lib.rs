@@ -9,7 +9,8 @@
 //!   links and end-to-end sessions.
 //! - [`keytable`]: the end-to-end session keys the control daemon installs in
 //!   the dataplane through shared memory.
-//! - [`wire`]: the packet and control message formats.
+//! - [`wire`]: the packet formats (routed DATA header, CONTROL envelope and
+//!   its TLVs, handshake messages) as checked zero-copy views plus `Repr`s.
 //! - [`time`]: [`Timestamp`](time::Timestamp), monotonic nanoseconds that mean
 //!   the same thing in every process of one host.
 //! - [`snapshot`]: the route snapshot (rkyv schema, deterministic builder,
