@@ -144,6 +144,7 @@ struct Tally {
     tun_tx: (u64, u64),
     punted: u64,
     injected: u64,
+    buffers_exhausted: u64,
     batches: u64,
     drops: [u64; DropReason::COUNT],
 }
@@ -359,7 +360,7 @@ impl<E: Engine> Shard<E> {
         let bid = cqueue::buffer_select(flags);
         if res < 0 {
             match -res {
-                libc::ENOBUFS => self.tally.drops[DropReason::NoBuffers as usize] += 1,
+                libc::ENOBUFS => self.tally.buffers_exhausted += 1,
                 libc::ECANCELED => {}
                 e => self.log_error("UDP receive", e),
             }
@@ -416,7 +417,7 @@ impl<E: Engine> Shard<E> {
         let bid = cqueue::buffer_select(flags);
         if res <= 0 {
             match -res {
-                libc::ENOBUFS => self.tally.drops[DropReason::NoBuffers as usize] += 1,
+                libc::ENOBUFS => self.tally.buffers_exhausted += 1,
                 libc::ECANCELED | libc::EAGAIN | 0 => {}
                 libc::EINVAL | libc::EOPNOTSUPP | libc::EBADFD
                     if matches!(self.tun_reads, TunReads::Multishot { worked: false, .. }) =>
@@ -784,6 +785,7 @@ impl<E: Engine> Shard<E> {
             (&c.punted, t.punted),
             (&c.injected, t.injected),
             (&c.batches, t.batches),
+            (&c.buffers_exhausted, t.buffers_exhausted),
         ] {
             if n != 0 {
                 bump(counter, n);
