@@ -281,3 +281,46 @@ fn control_datagrams_reach_the_daemon_and_the_daemon_can_send_from_the_node_port
     assert_eq!(c.drops[DropReason::InjectMalformed as usize], 1);
     assert_eq!(dp.stop(), Some(0));
 }
+
+#[test]
+fn a_relay_only_node_carries_ping_between_two_nodes_that_cannot_reach_each_other() {
+    if !privileged() {
+        return;
+    }
+    let a = Netns::new("ra");
+    let r = Netns::new("rr");
+    let b = Netns::new("rb");
+    veth(&a, &r, 78);
+    veth(&r, &b, 79);
+    let pid = std::process::id();
+    let (tun_a, tun_b) = (format!("myc{pid}x"), format!("myc{pid}y"));
+    let _dp_a = Dataplane::start(
+        &a,
+        "ra",
+        &["--address", OVERLAY_A, "--tun-name", &tun_a, "--static-peer", &format!("{OVERLAY_B}=192.168.78.2:9651")],
+    )
+    .running();
+    let dp_r = Dataplane::start(
+        &r,
+        "rr",
+        &[
+            "--no-tun",
+            "--static-peer",
+            &format!("{OVERLAY_A}=192.168.78.1:9651"),
+            "--static-peer",
+            &format!("{OVERLAY_B}=192.168.79.2:9651"),
+        ],
+    )
+    .running();
+    let _dp_b = Dataplane::start(
+        &b,
+        "rb",
+        &["--address", OVERLAY_B, "--tun-name", &tun_b, "--static-peer", &format!("{OVERLAY_A}=192.168.79.1:9651")],
+    )
+    .running();
+    let ping = a.command("ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "2", OVERLAY_B]).output().expect("run ping");
+    assert!(ping.status.success(), "ping through the relay failed:\n{}", String::from_utf8_lossy(&ping.stdout));
+    let c = summed(&dp_r);
+    assert!(c.underlay_rx_packets >= 6 && c.underlay_tx_packets >= 6, "the relay carried both directions: {c:?}");
+    assert_eq!((c.tun_rx_packets, c.tun_tx_packets), (0, 0));
+}
