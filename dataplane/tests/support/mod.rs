@@ -169,6 +169,10 @@ impl Dataplane {
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 let text = log.lock().unwrap().join("\n");
+                // Leave another run's directory (same tag, running) alone: only remove an unlocked one.
+                if !dir.join("shard-0.counters").exists() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
                 return Started::Exited { code: status.code(), log: text };
             }
             assert!(Instant::now() < deadline, "dataplane did not start in 10 s:\n{}", log.lock().unwrap().join("\n"));
