@@ -303,12 +303,17 @@ impl<E: Engine> Shard<E> {
 
     fn iteration(&mut self) {
         let reaped = self.reap();
+        let now = Timestamp::now();
+        self.engine.begin_batch(now);
+        let generation = self.engine.snapshot_generation();
+        let c = &self.counters.get().snapshot_generation;
+        if c.load(Ordering::Relaxed) != generation {
+            c.store(generation, Ordering::Relaxed);
+        }
         if reaped == 0 && !self.inject_pending {
             self.rearm();
             return;
         }
-        let now = Timestamp::now();
-        self.engine.begin_batch(now);
         if !self.udp_batch.is_empty() {
             self.engine.process_from_underlay(now, &mut self.udp_batch, &mut self.out);
         }
