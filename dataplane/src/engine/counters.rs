@@ -40,8 +40,6 @@ macro_rules! drop_reasons {
 }
 
 drop_reasons! {
-    /// The kernel had no provided buffer for a datagram or TUN read (ENOBUFS).
-    NoBuffers => "no_buffers",
     /// A datagram was larger than the receive buffer.
     Truncated => "truncated",
     /// A packet's header did not parse.
@@ -129,6 +127,10 @@ pub struct ShardCounters {
     pub punted: AtomicU64,
     /// Datagrams the control daemon asked this shard to send.
     pub injected: AtomicU64,
+    /// Times the kernel found no free provided buffer (ENOBUFS). Not a drop:
+    /// the packet stays queued in the kernel and the receive is re-armed, but
+    /// many of these mean the shard holds its buffers too long.
+    pub buffers_exhausted: AtomicU64,
     /// Dropped packets, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
 }
@@ -150,6 +152,7 @@ impl Default for ShardCounters {
             tun_tx_bytes: AtomicU64::new(0),
             punted: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            buffers_exhausted: AtomicU64::new(0),
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
         };
         c.magic.store(COUNTERS_MAGIC, Ordering::Release);
@@ -195,6 +198,7 @@ impl ShardCounters {
             tun_tx_bytes: get(&self.tun_tx_bytes),
             punted: get(&self.punted),
             injected: get(&self.injected),
+            buffers_exhausted: get(&self.buffers_exhausted),
             drops: std::array::from_fn(|i| get(&self.drops[i])),
         }
     }
@@ -216,6 +220,7 @@ pub struct CounterValues {
     pub tun_tx_bytes: u64,
     pub punted: u64,
     pub injected: u64,
+    pub buffers_exhausted: u64,
     /// Indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
@@ -234,6 +239,7 @@ impl std::ops::AddAssign for CounterValues {
         self.tun_tx_bytes += o.tun_tx_bytes;
         self.punted += o.punted;
         self.injected += o.injected;
+        self.buffers_exhausted += o.buffers_exhausted;
         for (a, b) in self.drops.iter_mut().zip(o.drops) {
             *a += b;
         }

@@ -4,7 +4,7 @@
 //! buffers; once per loop iteration it calls, in this order:
 //!
 //! 1. [`Engine::begin_batch`] with the current time (the place to pick up a new
-//!    route snapshot or expire state);
+//!    route snapshot or expire state), also on idle wake-ups;
 //! 2. [`Engine::process_from_underlay`] with the datagrams reaped from the UDP
 //!    socket, if any;
 //! 3. [`Engine::process_from_tun`] with the packets reaped from the TUN queue,
@@ -41,12 +41,15 @@ pub trait Engine {
     /// Free bytes the engine needs after every TUN packet.
     fn tun_tailroom(&self) -> usize;
 
-    /// Called once per loop iteration, before the batches.
+    /// Called once per loop iteration, before the batches, and at least every
+    /// `WAIT_TIMEOUT` (100 ms) when idle: the place to pick up a new route
+    /// snapshot or expire state.
     fn begin_batch(&mut self, now: Timestamp) {
         let _ = now;
     }
 
-    /// Generation of the route snapshot in use (0: none), for the counters.
+    /// Generation of the route snapshot in use (0: none); the loop publishes it
+    /// in the shard's counters after [`Engine::begin_batch`].
     fn snapshot_generation(&self) -> u64 {
         0
     }

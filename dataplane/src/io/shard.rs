@@ -144,6 +144,7 @@ struct Tally {
     tun_tx: (u64, u64),
     punted: u64,
     injected: u64,
+    buffers_exhausted: u64,
     batches: u64,
     drops: [u64; DropReason::COUNT],
 }
@@ -302,12 +303,17 @@ impl<E: Engine> Shard<E> {
 
     fn iteration(&mut self) {
         let reaped = self.reap();
+        let now = Timestamp::now();
+        self.engine.begin_batch(now);
+        let generation = self.engine.snapshot_generation();
+        let c = &self.counters.get().snapshot_generation;
+        if c.load(Ordering::Relaxed) != generation {
+            c.store(generation, Ordering::Relaxed);
+        }
         if reaped == 0 && !self.inject_pending {
             self.rearm();
             return;
         }
-        let now = Timestamp::now();
-        self.engine.begin_batch(now);
         if !self.udp_batch.is_empty() {
             self.engine.process_from_underlay(now, &mut self.udp_batch, &mut self.out);
         }
@@ -359,7 +365,7 @@ impl<E: Engine> Shard<E> {
         let bid = cqueue::buffer_select(flags);
         if res < 0 {
             match -res {
-                libc::ENOBUFS => self.tally.drops[DropReason::NoBuffers as usize] += 1,
+                libc::ENOBUFS => self.tally.buffers_exhausted += 1,
                 libc::ECANCELED => {}
                 e => self.log_error("UDP receive", e),
             }
@@ -416,7 +422,7 @@ impl<E: Engine> Shard<E> {
         let bid = cqueue::buffer_select(flags);
         if res <= 0 {
             match -res {
-                libc::ENOBUFS => self.tally.drops[DropReason::NoBuffers as usize] += 1,
+                libc::ENOBUFS => self.tally.buffers_exhausted += 1,
                 libc::ECANCELED | libc::EAGAIN | 0 => {}
                 libc::EINVAL | libc::EOPNOTSUPP | libc::EBADFD
                     if matches!(self.tun_reads, TunReads::Multishot { worked: false, .. }) =>
@@ -784,15 +790,12 @@ impl<E: Engine> Shard<E> {
             (&c.punted, t.punted),
             (&c.injected, t.injected),
             (&c.batches, t.batches),
+            (&c.buffers_exhausted, t.buffers_exhausted),
         ] {
             if n != 0 {
                 bump(counter, n);
             }
         }
         c.add_drops(&t.drops);
-        let generation = self.engine.snapshot_generation();
-        if generation != c.snapshot_generation.load(std::sync::atomic::Ordering::Relaxed) {
-            c.snapshot_generation.store(generation, std::sync::atomic::Ordering::Relaxed);
-        }
     }
 }
