@@ -187,6 +187,32 @@ pub fn read_all_counters(dir: &Path) -> Result<Vec<(usize, CounterValues)>, ShmE
     Ok(out)
 }
 
+/// Name of the file holding the running dataplane's epoch.
+pub const EPOCH_FILE: &str = "dataplane.epoch";
+
+/// Publishes this dataplane's epoch (its start time, monotonic ns): the
+/// control daemon installs session keys for this epoch only (see
+/// `mycelium_common::keytable`). Written to a temporary file and renamed, so
+/// a reader sees the old value or the new one, whole.
+pub fn write_epoch(dir: &Path, epoch: u64) -> Result<(), ShmError> {
+    let tmp = dir.join(format!("{EPOCH_FILE}.tmp"));
+    let live = dir.join(EPOCH_FILE);
+    let mut file =
+        OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp).map_err(at(&tmp))?;
+    io::Write::write_all(&mut file, &epoch.to_le_bytes()).map_err(at(&tmp))?;
+    fs::rename(&tmp, &live).map_err(at(&live))
+}
+
+/// The epoch of the dataplane running for this directory, if one wrote it.
+pub fn read_epoch(dir: &Path) -> Result<Option<u64>, ShmError> {
+    let path = dir.join(EPOCH_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(<[u8; 8]>::try_from(bytes.as_slice()).ok().map(u64::from_le_bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ShmError::Io { path, source: e }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,11 +134,14 @@ impl Started {
 
 impl Dataplane {
     /// Starts the binary in `ns` with `args` (plus `--shm-dir` for `tag`), and waits up to 10 s
-    /// for it to report "dataplane running" or to exit.
+    /// for it to report "dataplane running" or to exit. Without an `--engine` argument it runs
+    /// the passthrough I/O test engine.
     pub fn start(ns: &Netns, tag: &str, args: &[&str]) -> Started {
         let dir = shm_dir(tag);
+        let engine: &[&str] = if args.contains(&"--engine") { &[] } else { &["--engine", "passthrough"] };
         let mut child = ns
             .command(env!("CARGO_BIN_EXE_mycelium-dataplane"))
+            .args(engine)
             .args(args)
             .arg("--shm-dir")
             .arg(&dir)
