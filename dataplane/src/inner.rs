@@ -18,8 +18,11 @@ pub enum InnerError {
     NotIpv6,
     /// The source is outside the /64 it must come from.
     Spoofed,
-    /// The destination is outside the overlay (`400::/7`) or not unicast.
+    /// The destination is outside the overlay (`400::/7`).
     NotOverlay,
+    /// The destination is multicast (the host's own neighbour discovery and
+    /// MLD traffic on the TUN, which has nowhere to go on the overlay).
+    Multicast,
 }
 
 /// The addresses of a checked inner IPv6 packet.
@@ -64,6 +67,9 @@ pub fn is_overlay(addr: &[u8; 16]) -> bool {
 #[inline]
 pub fn check_outgoing(packet: &[u8], local: &[u8; 16]) -> Result<InnerAddrs, InnerError> {
     let addrs = parse(packet)?;
+    if addrs.destination[0] == 0xff {
+        return Err(InnerError::Multicast);
+    }
     if !in_slash_64(&addrs.source, local) {
         return Err(InnerError::Spoofed);
     }
@@ -119,6 +125,10 @@ mod tests {
         let mut outside = PEER;
         outside[0] = 0x20;
         assert_eq!(check_outgoing(&packet(LOCAL, outside, 8), &LOCAL), Err(InnerError::NotOverlay));
+        let mut all_nodes = [0u8; 16];
+        all_nodes[0] = 0xff;
+        let link_local = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(check_outgoing(&packet(link_local, all_nodes, 8), &LOCAL), Err(InnerError::Multicast));
         assert_eq!(check_incoming(&packet(LOCAL, LOCAL, 8), &PEER, &LOCAL), Err(InnerError::Spoofed));
         assert_eq!(check_incoming(&packet(PEER, PEER, 8), &PEER, &LOCAL), Err(InnerError::NotOverlay));
         assert!(check_incoming(&packet(PEER, LOCAL, 8), &PEER, &LOCAL).is_ok());

@@ -5,94 +5,20 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mycelium_dataplane::engine::counters::{CounterValues, DropReason};
+use mycelium_dataplane::engine::counters::DropReason;
 use mycelium_dataplane::engine::passthrough;
 use mycelium_dataplane::io::punt::{
     CONTROL_SOCKET, KIND_INJECT, PUNT_HEADER_LEN, decode_header, encode_header, punt_path,
 };
-use mycelium_dataplane::io::shm::read_all_counters;
-use support::{Dataplane, Netns, Stream, privileged, veth};
+use support::{Dataplane, Netns, privileged, summed, transfer, veth};
 
 const OVERLAY_A: &str = "400:0:0:a::1";
 const OVERLAY_B: &str = "400:0:0:b::1";
 const TRANSFER_BYTES: usize = 100 * 1024 * 1024;
-
-fn summed(dp: &Dataplane) -> CounterValues {
-    let mut sum = CounterValues::default();
-    for (_, v) in read_all_counters(&dp.shm_dir).expect("read counters") {
-        sum += v;
-    }
-    sum
-}
-
-/// Sends `TRANSFER_BYTES` from a thread in `from` to a listener in `to` at
-/// `addr`, and checks every byte on arrival. Returns the seconds it took.
-fn transfer(from: &Netns, to: &Netns, addr: SocketAddr) -> f64 {
-    let server = to.spawn(move || {
-        let listener = TcpListener::bind(addr).expect("bind listener");
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut conn = loop {
-            match listener.accept() {
-                Ok((c, _)) => break c,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let start = Instant::now();
-        let mut expected = Stream::new(0x5eed);
-        let (mut got, mut want) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-        let mut total = 0usize;
-        loop {
-            let n = conn.read(&mut got).expect("read (timed out or failed)");
-            if n == 0 {
-                break;
-            }
-            expected.fill(&mut want[..n]);
-            assert!(got[..n] == want[..n], "corrupted bytes after offset {total}");
-            total += n;
-            assert!(total <= TRANSFER_BYTES, "more bytes than sent");
-        }
-        (total, start.elapsed().as_secs_f64())
-    });
-    let client = from.spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut conn = loop {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => panic!("connect {addr}: {e}"),
-            }
-        };
-        conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut source = Stream::new(0x5eed);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut sent = 0;
-        while sent < TRANSFER_BYTES {
-            let n = buf.len().min(TRANSFER_BYTES - sent);
-            source.fill(&mut buf[..n]);
-            conn.write_all(&buf[..n]).expect("write");
-            sent += n;
-        }
-        conn.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    client.join().expect("client thread");
-    let (total, secs) = server.join().expect("server thread");
-    assert_eq!(total, TRANSFER_BYTES);
-    secs
-}
 
 #[test]
 fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_families() {
@@ -148,8 +74,8 @@ fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_famil
     let rtt = text.lines().find(|l| l.contains("min/avg/max")).unwrap_or("").to_string();
     eprintln!("overlay ping: {rtt}");
 
-    let overlay_secs = transfer(&a, &b, format!("[{OVERLAY_B}]:5201").parse().unwrap());
-    let raw_secs = transfer(&a, &b, "192.168.77.2:5202".parse().unwrap());
+    let overlay_secs = transfer(&a, &b, format!("[{OVERLAY_B}]:5201").parse().unwrap(), TRANSFER_BYTES);
+    let raw_secs = transfer(&a, &b, "192.168.77.2:5202".parse().unwrap(), TRANSFER_BYTES);
     let mbit = |s: f64| TRANSFER_BYTES as f64 * 8.0 / s / 1e6;
     eprintln!(
         "100 MB over the passthrough overlay: {overlay_secs:.2} s ({:.0} Mbit/s); over the raw veth: {raw_secs:.2} s ({:.0} Mbit/s)",

@@ -225,6 +225,20 @@ pub struct CounterValues {
     pub drops: [u64; DropReason::COUNT],
 }
 
+/// The node's total over its shards. The snapshot generation is the oldest
+/// any shard uses (so an empty start value must not take part in the minimum).
+impl std::iter::Sum for CounterValues {
+    fn sum<I: Iterator<Item = CounterValues>>(mut shards: I) -> CounterValues {
+        let Some(mut total) = shards.next() else {
+            return CounterValues::default();
+        };
+        for shard in shards {
+            total += shard;
+        }
+        total
+    }
+}
+
 impl std::ops::AddAssign for CounterValues {
     fn add_assign(&mut self, o: CounterValues) {
         self.snapshot_generation = self.snapshot_generation.min(o.snapshot_generation);

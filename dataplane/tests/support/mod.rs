@@ -6,12 +6,17 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use mycelium_dataplane::engine::counters::CounterValues;
+use mycelium_dataplane::io::shm::read_all_counters;
 
 /// Whether the tests can create namespaces (root with `ip`); if not they say so and pass.
 pub fn privileged() -> bool {
@@ -245,4 +250,72 @@ impl Stream {
             self.used += 1;
         }
     }
+}
+
+pub fn summed(dp: &Dataplane) -> CounterValues {
+    read_all_counters(&dp.shm_dir).expect("read counters").into_iter().map(|(_, v)| v).sum()
+}
+
+/// Sends `bytes` from a thread in `from` to a listener in `to` at
+/// `addr`, and checks every byte on arrival. Returns the seconds it took.
+pub fn transfer(from: &Netns, to: &Netns, addr: SocketAddr, bytes: usize) -> f64 {
+    let server = to.spawn(move || {
+        let listener = TcpListener::bind(addr).expect("bind listener");
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let start = Instant::now();
+        let mut expected = Stream::new(0x5eed);
+        let (mut got, mut want) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+        let mut total = 0usize;
+        loop {
+            let n = conn.read(&mut got).expect("read (timed out or failed)");
+            if n == 0 {
+                break;
+            }
+            expected.fill(&mut want[..n]);
+            assert!(got[..n] == want[..n], "corrupted bytes after offset {total}");
+            total += n;
+            assert!(total <= bytes, "more bytes than sent");
+        }
+        (total, start.elapsed().as_secs_f64())
+    });
+    let client = from.spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut conn = loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("connect {addr}: {e}"),
+            }
+        };
+        conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut source = Stream::new(0x5eed);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut sent = 0;
+        while sent < bytes {
+            let n = buf.len().min(bytes - sent);
+            source.fill(&mut buf[..n]);
+            conn.write_all(&buf[..n]).expect("write");
+            sent += n;
+        }
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    client.join().expect("client thread");
+    let (total, secs) = server.join().expect("server thread");
+    assert_eq!(total, bytes);
+    secs
 }

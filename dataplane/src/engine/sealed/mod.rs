@@ -164,5 +164,6 @@ fn inner_drop(e: crate::inner::InnerError) -> super::counters::DropReason {
         InnerError::NotIpv6 => DropReason::NotIpv6,
         InnerError::Spoofed => DropReason::Spoofed,
         InnerError::NotOverlay => DropReason::NotOverlay,
+        InnerError::Multicast => DropReason::NotUnicast,
     }
 }

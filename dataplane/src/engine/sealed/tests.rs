@@ -333,7 +333,7 @@ fn spoofed_and_non_ipv6_tun_packets_are_dropped() {
     assert_eq!(only_drop(&run(&mut lab.engine_a, true, &v4).1), DropReason::NotIpv6);
     let mut multicast = [0u8; 16];
     multicast[0] = 0xff;
-    assert_eq!(only_drop(&run(&mut lab.engine_a, true, &ipv6(lab.a.addr, multicast, b"x")).1), DropReason::NotOverlay);
+    assert_eq!(only_drop(&run(&mut lab.engine_a, true, &ipv6(lab.a.addr, multicast, b"x")).1), DropReason::NotUnicast);
 }
 
 #[test]
