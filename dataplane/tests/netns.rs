@@ -179,7 +179,7 @@ fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_famil
     let daemon = UnixDatagram::bind(dp_a.shm_dir.join(CONTROL_SOCKET)).expect("bind control socket");
     daemon.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let unknown = "400:0:0:c::1";
-    let _ = a.command("ping").args(["-6", "-c", "1", "-W", "1", unknown]).output().expect("run ping");
+    let _ = a.command("ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "1", unknown]).output().expect("run ping");
     let mut buf = [0u8; 2048];
     let n = daemon.recv(&mut buf).expect("no-route notice within 5 s");
     let (kind, _, _) = decode_header(&buf[..n]).unwrap();

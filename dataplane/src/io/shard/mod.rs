@@ -72,6 +72,8 @@ pub const TUN_SINGLE_READS: usize = 64;
 pub const WAIT_TIMEOUT: Duration = Duration::from_millis(100);
 /// Bytes reserved in front of TUN packets at least (room for a future virtio_net_hdr).
 pub const MIN_TUN_HEADROOM: usize = 64;
+/// How long punts are counted as unavailable, without trying, after a send found no daemon.
+pub const PUNT_RETRY: Duration = Duration::from_millis(100);
 /// Inject messages handled per iteration at most.
 const MAX_INJECTS_PER_BATCH: usize = 64;
 
@@ -181,6 +183,7 @@ pub struct Shard<E: Engine> {
     inject_pending: bool,
     tally: Tally,
     errors_logged: u64,
+    punt_retry_at: Timestamp,
 }
 
 impl<E: Engine> std::fmt::Debug for Shard<E> {
@@ -283,6 +286,7 @@ impl<E: Engine> Shard<E> {
             inject_pending: false,
             tally: Tally::default(),
             errors_logged: 0,
+            punt_retry_at: Timestamp::ZERO,
         })
     }
 
@@ -323,7 +327,7 @@ impl<E: Engine> Shard<E> {
         if !self.tun_batch.is_empty() {
             self.engine.process_from_tun(now, &mut self.tun_batch, &mut self.out);
         }
-        self.emit_outputs();
+        self.emit_outputs(now);
         self.recycle_batches();
         if self.inject_pending {
             self.inject();

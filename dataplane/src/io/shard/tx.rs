@@ -22,7 +22,7 @@ impl<E: Engine> Shard<E> {
         })
     }
 
-    pub(super) fn emit_outputs(&mut self) {
+    pub(super) fn emit_outputs(&mut self, now: Timestamp) {
         let out = std::mem::replace(&mut self.out, TxQueues::with_capacity(0));
         for e in out.entries() {
             let Some(ptr) = self.output_bytes(e) else {
@@ -43,10 +43,16 @@ impl<E: Engine> Shard<E> {
                     // Safety: `output_bytes` checked that the range lies in a buffer of this batch,
                     // which nothing else touches until `recycle_batches`.
                     let payload = unsafe { std::slice::from_raw_parts(ptr, e.len as usize) };
-                    match self.punt.as_ref().map(|p| p.send(kind, from, payload)) {
+                    // While no daemon listens, do not pay a failing syscall per packet: retry later.
+                    let punt = self.punt.as_ref().filter(|_| now >= self.punt_retry_at);
+                    match punt.map(|p| p.send(kind, from, payload)) {
                         Some(Ok(())) => self.tally.punted += 1,
                         Some(Err(PuntSendError::Full)) => self.tally.drops[DropReason::PuntFull as usize] += 1,
-                        _ => self.tally.drops[DropReason::PuntUnavailable as usize] += 1,
+                        Some(Err(PuntSendError::Unavailable)) => {
+                            self.punt_retry_at = now + PUNT_RETRY;
+                            self.tally.drops[DropReason::PuntUnavailable as usize] += 1;
+                        }
+                        None => self.tally.drops[DropReason::PuntUnavailable as usize] += 1,
                     }
                 }
             }
