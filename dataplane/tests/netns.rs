@@ -101,6 +101,19 @@ fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_famil
         }
     }
 
+    // A destination without a peer is punted to the control daemon as a "no route" notice.
+    let daemon = UnixDatagram::bind(dp_a.shm_dir.join(CONTROL_SOCKET)).expect("bind control socket");
+    daemon.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let unknown = "400:0:0:c::1";
+    let _ = a.command("ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "1", unknown]).output().expect("run ping");
+    let mut buf = [0u8; 2048];
+    let n = daemon.recv(&mut buf).expect("no-route notice within 5 s");
+    let (kind, _, _) = decode_header(&buf[..n]).unwrap();
+    assert_eq!(kind, 2, "no route");
+    let packet = &buf[PUNT_HEADER_LEN..n];
+    assert_eq!(packet[0] >> 4, 6);
+    assert_eq!(packet[24..40], unknown.parse::<std::net::Ipv6Addr>().unwrap().octets());
+
     assert_eq!(dp_a.stop(), Some(0), "clean exit on SIGTERM");
     let gone = a.command("ip").args(["link", "show", &tun_a]).output().unwrap();
     assert!(!gone.status.success(), "the TUN is removed on exit");

@@ -66,3 +66,16 @@ pub fn check(need_tun: bool, memlock_bytes: u64) -> Result<(), PrivilegeError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_needing_no_locked_memory_passes_and_errors_name_the_remedy() {
+        assert_eq!(check(false, 0), Ok(()));
+        let e = PrivilegeError::MemLock { limit: 8 << 20, needed: 16 << 20 }.to_string();
+        assert!(e.contains("RLIMIT_MEMLOCK") && e.contains("CAP_IPC_LOCK"), "{e}");
+        assert!(PrivilegeError::NetAdmin.to_string().contains("CAP_NET_ADMIN"));
+    }
+}

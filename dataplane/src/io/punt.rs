@@ -12,7 +12,9 @@
 //! gives for free what a ring would need code for: message boundaries, a wake-up
 //! for the daemon's event loop (it is just another fd), back-pressure that
 //! never blocks the shard (`MSG_DONTWAIT`: a full queue is a counted drop),
-//! and no shared state to corrupt if either side dies. Sends go out with
+//! and no shared state to corrupt if either side dies. While no daemon
+//! listens, a shard counts punts as unavailable for `PUNT_RETRY` (100 ms)
+//! after each failed send instead of failing one syscall per packet. Sends go out with
 //! `sendmsg` and two iovecs, so the packet is not copied in user space.
 //!
 //! Every message starts with a 24-byte header:
