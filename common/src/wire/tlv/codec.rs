@@ -362,7 +362,7 @@ impl ProbeReport {
 impl PeerExchange {
     fn parse_value(value: &[u8]) -> Result<Self, WireError> {
         use field::peer_exchange::*;
-        if value.len() % ENTRY_LEN != 0 || value.len() / ENTRY_LEN > PEER_EXCHANGE_MAX_ENTRIES {
+        if !value.len().is_multiple_of(ENTRY_LEN) || value.len() / ENTRY_LEN > PEER_EXCHANGE_MAX_ENTRIES {
             return Err(WireError::BadLength);
         }
         let mut exchange = PeerExchange::new(&[]).ok_or(WireError::BadLength)?;

@@ -299,7 +299,7 @@ fn peer_exchange_is_bounded_and_its_length_must_be_whole_entries() {
 
 fn peer_exchange() -> impl Strategy<Value = ControlMessage> {
     let ip = prop_oneof![
-        any::<[u8; 4]>().prop_map(|b| std::net::IpAddr::from(b)),
+        any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
         any::<[u8; 16]>().prop_map(|b| {
             let v6 = std::net::Ipv6Addr::from(b);
             v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4)
