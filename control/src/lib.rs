@@ -4,3 +4,4 @@
 //!   and the link cost, sans-IO.
 
 pub mod link;
+pub mod peer;

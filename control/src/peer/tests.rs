@@ -1,0 +1,334 @@
+//! Two (or three) managers back to back on virtual time.
+
+use std::time::Duration;
+
+use mycelium_common::identity::SecretKey;
+use mycelium_common::wire::tlv::{ControlMessage, Probe};
+use proptest::prelude::*;
+
+use super::harness::{Net, addr, keys_ordered};
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+
+fn probe(i: u32) -> ControlMessage {
+    ControlMessage::Probe(Probe { train_id: i, index: 0, count: 1, sent_us: 0, padding: 100 })
+}
+
+fn is_up(e: &PeerEvent) -> bool {
+    matches!(e, PeerEvent::Up { .. })
+}
+fn is_down(e: &PeerEvent) -> bool {
+    matches!(e, PeerEvent::Down { .. })
+}
+fn is_rekeyed(e: &PeerEvent) -> bool {
+    matches!(e, PeerEvent::Rekeyed { .. })
+}
+
+/// A (node 0) dials B (node 1); returns the net with the link up.
+fn linked(config: PeeringConfig) -> (Net, LinkId, LinkId) {
+    let (a, b) = keys_ordered();
+    let mut net = Net::new(vec![a, b], config);
+    let b_key = net.nodes[1].key;
+    let now = net.now;
+    let a_link = net.nodes[0].manager.connect(now, addr(1), b_key).unwrap();
+    net.deliver();
+    let b_link = net.nodes[1].manager.link_at(addr(0)).expect("B knows A");
+    (net, a_link, b_link)
+}
+
+#[test]
+fn two_managers_establish_a_link_and_exchange_messages_in_both_directions() {
+    let (mut net, a_link, b_link) = linked(PeeringConfig::default());
+    assert_eq!(net.nodes[0].events, vec![PeerEvent::Up { link: a_link, peer: net.nodes[1].key, endpoint: addr(1) }]);
+    assert_eq!(net.nodes[1].events, vec![PeerEvent::Up { link: b_link, peer: net.nodes[0].key, endpoint: addr(0) }]);
+    let now = net.now;
+    assert_eq!(net.nodes[0].manager.send_control(now, a_link, &[probe(1), probe(2)]), Ok(1));
+    assert_eq!(net.nodes[1].manager.send_control(now, b_link, &[probe(3)]), Ok(1));
+    net.deliver();
+    assert_eq!(net.messages(1), vec![probe(1), probe(2)]);
+    assert_eq!(net.messages(0), vec![probe(3)]);
+    assert_eq!(net.nodes[0].manager.drops().total() + net.nodes[1].manager.drops().total(), 0);
+}
+
+#[test]
+fn many_messages_are_packed_into_few_packets_that_fit_the_datagram_limit() {
+    let (mut net, a_link, _) = linked(PeeringConfig::default());
+    let now = net.now;
+    let messages: Vec<_> = (0..40).map(probe).collect();
+    // 40 TLVs of 119 bytes, 1232 - 32 = 1200 bytes of body: 10 per packet.
+    assert_eq!(net.nodes[0].manager.send_control(now, a_link, &messages), Ok(4));
+    net.collect_for_test();
+    assert!(net.wire.iter().all(|(_, _, d)| d.len() <= 1232));
+    net.deliver();
+    assert_eq!(net.messages(1), messages);
+}
+
+#[test]
+fn sending_on_a_link_that_is_not_up_is_refused() {
+    let (a, b) = keys_ordered();
+    let mut net = Net::new(vec![a, b], PeeringConfig::default());
+    let (now, key) = (net.now, net.nodes[1].key);
+    let link = net.nodes[0].manager.connect(now, addr(1), key).unwrap();
+    assert_eq!(net.nodes[0].manager.send_control(now, link, &[probe(1)]), Err(SendError::NotEstablished));
+    assert_eq!(net.nodes[0].manager.send_control(now, LinkId(99), &[]), Err(SendError::UnknownLink));
+}
+
+#[test]
+fn links_rekey_on_schedule_without_losing_a_message_and_never_go_down() {
+    let (mut net, a_link, b_link) = linked(PeeringConfig::default());
+    let mut sent = 0u32;
+    for _ in 0..600 {
+        let now = net.now;
+        net.nodes[0].manager.send_control(now, a_link, &[probe(sent)]).unwrap();
+        net.nodes[1].manager.send_control(now, b_link, &[probe(sent)]).unwrap();
+        sent += 1;
+        net.run(SEC, SEC);
+    }
+    let expected: Vec<_> = (0..sent).map(probe).collect();
+    assert_eq!(net.messages(0), expected);
+    assert_eq!(net.messages(1), expected);
+    // 10 minutes at one rekey per 2 minutes.
+    assert!(net.count_events(0, is_rekeyed) >= 4, "{:?}", net.nodes[0].events.iter().filter(|e| is_rekeyed(e)).count());
+    assert_eq!(net.count_events(0, is_down) + net.count_events(1, is_down), 0);
+    assert_eq!(net.nodes[0].manager.drops().total() + net.nodes[1].manager.drops().total(), 0);
+}
+
+#[test]
+fn a_rekey_starts_once_the_send_counter_reaches_its_limit() {
+    let config = PeeringConfig { rekey_after_packets: 50, ..PeeringConfig::default() };
+    let (mut net, _, b_link) = linked(config);
+    for i in 0..60 {
+        let now = net.now;
+        net.nodes[1].manager.send_control(now, b_link, &[probe(i)]).unwrap();
+        net.deliver();
+    }
+    assert_eq!(net.count_events(1, is_rekeyed), 1);
+    assert_eq!(net.messages(0).len(), 60);
+}
+
+#[test]
+fn packets_sealed_with_the_old_key_still_arrive_during_the_grace_period() {
+    let (mut net, a_link, _) = linked(PeeringConfig::default());
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(7)]).unwrap();
+    let in_flight = net.nodes[0].manager.poll_transmit().unwrap();
+    // A (the session's initiator) rekeys at 120 s; the old key lives 10 s more.
+    net.run(Duration::from_secs(125), SEC);
+    assert_eq!(net.count_events(1, is_rekeyed), 1);
+    assert!(!net.messages(1).contains(&probe(7)));
+    assert_eq!(in_flight.0, addr(1));
+    net.nodes[1].manager.handle_datagram(net.now, addr(0), &in_flight.1);
+    net.deliver();
+    assert!(net.messages(1).contains(&probe(7)), "{:?} {:?}", net.nodes[1].manager.drops(), net.nodes[1].events);
+}
+
+#[test]
+fn a_restarted_peer_reconnects_with_new_keys_and_its_old_indexes_are_refused() {
+    let (a, b) = keys_ordered();
+    let (mut net, a_link, b_link) = linked(PeeringConfig::default());
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(1)]).unwrap();
+    net.deliver();
+    let old_from_a = net.tap.last().unwrap().clone();
+    net.run(5 * SEC, SEC);
+
+    net.restart(0, a.clone(), PeeringConfig::default(), 77);
+    let (now, b_key) = (net.now, net.nodes[1].key);
+    let a_link = net.nodes[0].manager.connect(now, addr(1), b_key).unwrap();
+    net.deliver();
+    assert_eq!(net.count_events(0, is_up), 1);
+    assert_eq!(net.count_events(1, is_rekeyed), 1, "B sees new keys on the same link");
+    assert_eq!(net.nodes[1].manager.link_at(addr(0)), Some(b_link));
+
+    // B's packets to A's pre-restart index, and a replay of A's old packet.
+    let before = net.nodes[1].manager.drops().get(DropReason::Replay);
+    net.nodes[1].manager.handle_datagram(net.now, old_from_a.0, &old_from_a.2);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::Replay), before + 1);
+    net.run(20 * SEC, SEC);
+    net.nodes[1].manager.handle_datagram(net.now, old_from_a.0, &old_from_a.2);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::UnknownIndex), 1, "old index forgotten after the grace");
+
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(2)]).unwrap();
+    net.nodes[1].manager.send_control(now, b_link, &[probe(3)]).unwrap();
+    net.deliver();
+    assert_eq!(net.messages(1).last(), Some(&probe(2)));
+    assert_eq!(net.messages(0), vec![probe(3)]);
+    drop(b);
+}
+
+#[test]
+fn simultaneous_initiation_settles_on_one_session_with_the_lower_keys_init() {
+    let (a, b) = keys_ordered();
+    let mut net = Net::new(vec![a, b], PeeringConfig::default());
+    let (now, ka, kb) = (net.now, net.nodes[0].key, net.nodes[1].key);
+    let a_link = net.nodes[0].manager.connect(now, addr(1), kb).unwrap();
+    let b_link = net.nodes[1].manager.connect(now, addr(0), ka).unwrap();
+    net.deliver();
+    assert_eq!(net.count_events(0, is_up), 1);
+    assert_eq!(net.count_events(1, is_up), 1);
+    assert_eq!(net.nodes[0].manager.drops().get(DropReason::HandshakeCollision), 1, "A (lower) drops B's init");
+    assert_eq!(net.nodes[1].manager.drops().total(), 0);
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(1)]).unwrap();
+    net.nodes[1].manager.send_control(now, b_link, &[probe(2)]).unwrap();
+    net.deliver();
+    assert_eq!((net.messages(0), net.messages(1)), (vec![probe(2)], vec![probe(1)]));
+    net.run(Duration::from_secs(300), SEC);
+    assert_eq!(net.count_events(0, is_down) + net.count_events(1, is_down), 0);
+}
+
+#[test]
+fn forged_and_replayed_control_packets_are_rejected_and_counted() {
+    let (a, b) = keys_ordered();
+    let mallory = SecretKey::from_bytes([9; 32]);
+    let (mut net, a_link, _) = linked(PeeringConfig::default());
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(1)]).unwrap();
+    net.deliver();
+    let (from, _, genuine) = net.tap.last().unwrap().clone();
+    let b_mgr = &mut net.nodes[1].manager;
+    // Replayed as is.
+    b_mgr.handle_datagram(now, from, &genuine);
+    assert_eq!(b_mgr.drops().get(DropReason::Replay), 1);
+    // From a third party's address.
+    b_mgr.handle_datagram(now, addr(2), &genuine);
+    assert_eq!(b_mgr.drops().get(DropReason::WrongEndpoint), 1);
+    // A fresh counter and a flipped byte: the tag fails.
+    let mut forged = genuine.clone();
+    forged[15] ^= 0x40;
+    b_mgr.handle_datagram(now, from, &forged);
+    let mut flipped = genuine.clone();
+    flipped[20] ^= 1;
+    flipped[15] ^= 0x20;
+    b_mgr.handle_datagram(now, from, &flipped);
+    assert_eq!(b_mgr.drops().get(DropReason::AuthFailed), 2);
+    // An index nobody holds.
+    let mut unknown = genuine;
+    unknown[4..8].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    b_mgr.handle_datagram(now, from, &unknown);
+    assert_eq!(b_mgr.drops().get(DropReason::UnknownIndex), 1);
+    assert_eq!(net.messages(1), vec![probe(1)], "nothing forged got through");
+    drop((a, b, mallory));
+}
+
+#[test]
+fn an_init_under_another_key_from_a_known_endpoint_is_refused() {
+    let mallory = SecretKey::from_bytes([9; 32]);
+    let (mut net, _, _) = linked(PeeringConfig::default());
+    let b_key = net.nodes[1].key;
+    let (init, _) = mycelium_common::handshake::initiate(
+        &mallory,
+        b_key,
+        SecretKey::from_bytes([10; 32]),
+        5,
+        u64::MAX,
+        mycelium_common::crypto::kdf::Purpose::Link,
+    )
+    .unwrap();
+    net.nodes[1].manager.handle_datagram(net.now, addr(0), &init);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::UnexpectedKey), 1);
+    // And a replay of A's own first init is refused by its timestamp.
+    let first_init = net.tap.iter().find(|(_, _, d)| d[1] == 0x03).unwrap().2.clone();
+    net.nodes[1].manager.handle_datagram(net.now, addr(0), &first_init);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::HandshakeReplay), 1);
+}
+
+#[test]
+fn a_flood_of_inits_from_one_source_is_rate_limited() {
+    let (a, b) = keys_ordered();
+    let mut net = Net::new(vec![a, b], PeeringConfig::default());
+    let key = net.nodes[1].key;
+    for i in 0..50u8 {
+        let attacker = SecretKey::from_bytes([100 + i; 32]);
+        let (init, _) = mycelium_common::handshake::initiate(
+            &attacker,
+            key,
+            SecretKey::from_bytes([i; 32]),
+            1,
+            1,
+            mycelium_common::crypto::kdf::Purpose::Link,
+        )
+        .unwrap();
+        let from = std::net::SocketAddr::from(([192, 0, 2, 1], 1000 + u16::from(i)));
+        net.nodes[1].manager.handle_datagram(net.now, from, &init);
+    }
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::RateLimited), 45);
+    // Unconfirmed inbound handshakes are forgotten.
+    net.run(Duration::from_secs(20), SEC);
+    assert_eq!(net.nodes[1].manager.peers().count(), 0);
+    assert_eq!(net.count_events(1, is_up), 0);
+}
+
+#[test]
+fn redial_backoff_grows_and_caps() {
+    let config = PeeringConfig {
+        handshake_timeout: Duration::from_secs(3),
+        backoff_max: Duration::from_secs(20),
+        ..PeeringConfig::default()
+    };
+    let (a, b) = keys_ordered();
+    let mut net = Net::new(vec![a, b.clone()], config);
+    net.nodes.truncate(1);
+    let now = net.now;
+    net.nodes[0].manager.connect(now, addr(1), b.public_key()).unwrap();
+    net.run(Duration::from_secs(300), 100 * MS);
+    let retries: Vec<Duration> = net.nodes[0]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Failed { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    assert!(retries.len() >= 8, "{retries:?}");
+    // Each gap is one 3 s attempt plus the backoff: 1, 2, 4, 8, 16, then capped at 20 (less jitter).
+    for (n, gap) in retries.iter().enumerate() {
+        let backoff = gap.saturating_sub(Duration::from_secs(3));
+        let full = Duration::from_secs(2u64.pow(n as u32 + 1)).min(Duration::from_secs(20));
+        assert!(backoff <= full + 200 * MS && backoff >= full * 3 / 4 - 200 * MS, "gap {n}: {gap:?}");
+    }
+}
+
+#[test]
+fn a_silent_link_goes_down_on_both_sides_and_comes_back_when_the_path_returns() {
+    let (mut net, _, _) = linked(PeeringConfig::default());
+    net.cut = true;
+    net.run(Duration::from_secs(50), SEC);
+    assert_eq!(net.count_events(0, is_down), 1);
+    assert_eq!(net.count_events(1, is_down), 1);
+    assert_eq!(net.nodes[1].manager.peers().count(), 0, "B forgets an inbound peer");
+    assert!(net.count_events(0, |e| matches!(e, PeerEvent::Failed { .. })) >= 1, "A keeps redialing");
+    net.cut = false;
+    net.run(Duration::from_secs(60), SEC);
+    assert_eq!(net.count_events(0, is_up), 2);
+    assert_eq!(net.count_events(1, is_up), 2);
+}
+
+proptest! {
+    #[test]
+    fn garbage_datagrams_never_panic_and_are_each_counted(
+        datagrams in proptest::collection::vec((0u8..6, proptest::collection::vec(any::<u8>(), 0..200)), 1..40)
+    ) {
+        let (mut net, _, _) = linked(PeeringConfig::default());
+        let b = &mut net.nodes[1].manager;
+        let before = b.drops().total();
+        let n = datagrams.len() as u64;
+        for (kind, mut bytes) in datagrams {
+            // Most get a valid version and a handshake or CONTROL type byte.
+            if kind > 0 && bytes.len() >= 2 {
+                bytes[0] = 1;
+                bytes[1] = [2, 3, 4, 2, 2][usize::from(kind - 1)];
+            }
+            b.handle_datagram(net.now, addr(0), &bytes);
+            b.handle_datagram(net.now, addr(3), &bytes);
+        }
+        prop_assert_eq!(b.drops().total() - before, 2 * n);
+        prop_assert!(b.poll_event().is_none());
+    }
+}
