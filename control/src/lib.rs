@@ -3,5 +3,6 @@
 //! - [`link`]: per-neighbour link measurement (RTT, loss, capacity, position)
 //!   and the link cost, sans-IO.
 
+pub mod discovery;
 pub mod link;
 pub mod peer;

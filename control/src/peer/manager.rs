@@ -201,6 +201,11 @@ impl PeerManager {
         self.by_endpoint.get(&endpoint).copied()
     }
 
+    /// Whether the manager still knows `link`.
+    pub fn contains(&self, link: LinkId) -> bool {
+        self.peers.contains_key(&link)
+    }
+
     /// Whether `link` is established.
     pub fn is_up(&self, link: LinkId) -> bool {
         self.peers.get(&link).is_some_and(Peer::is_up)

@@ -76,7 +76,7 @@ mod state;
 mod timers;
 
 #[cfg(test)]
-mod harness;
+pub(crate) mod harness;
 #[cfg(test)]
 mod tests;
 
