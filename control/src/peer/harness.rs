@@ -114,6 +114,14 @@ impl Net {
             for node in &mut self.nodes {
                 if node.manager.poll_timeout().is_some_and(|t| t <= self.now) {
                     node.manager.handle_timeout(self.now);
+                    // A deadline still in the past would make a real event loop spin.
+                    let next = node.manager.poll_timeout();
+                    assert!(
+                        next.is_none_or(|t| t > self.now),
+                        "{:?}: timer at {next:?} not moved past {:?}",
+                        node.addr,
+                        self.now
+                    );
                 }
             }
             self.deliver();

@@ -16,7 +16,7 @@ use super::entropy::Entropy;
 use super::ratelimit::HandshakeLimiter;
 use super::session::{CONTROL_OVERHEAD, PackError, pack};
 use super::state::{Handshaking, Initiating, Peer, PeerState};
-use super::{DownReason, LinkId, PeerEvent, PeeringConfig};
+use super::{DownReason, LinkId, PeerEvent, PeeringConfig, canonical_endpoint};
 
 /// Why [`PeerManager::connect`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +113,7 @@ impl PeerManager {
     /// the link fails, until [`disconnect`](Self::disconnect). A peer that
     /// already dialed us from there is kept (and will be redialed).
     pub fn connect(&mut self, now: Timestamp, endpoint: SocketAddr, key: PublicKey) -> Result<LinkId, ConnectError> {
+        let endpoint = canonical_endpoint(endpoint);
         if key == self.local_public {
             return Err(ConnectError::OwnKey);
         }
@@ -140,6 +141,7 @@ impl PeerManager {
     /// Moves a peer to a new endpoint (a re-resolved DNS name). Refused when
     /// another peer is there.
     pub fn set_endpoint(&mut self, link: LinkId, endpoint: SocketAddr) -> bool {
+        let endpoint = canonical_endpoint(endpoint);
         match self.by_endpoint.get(&endpoint) {
             Some(&other) => return other == link,
             None if !self.peers.contains_key(&link) => return false,
@@ -198,7 +200,7 @@ impl PeerManager {
 
     /// The link at `endpoint`, if any.
     pub fn link_at(&self, endpoint: SocketAddr) -> Option<LinkId> {
-        self.by_endpoint.get(&endpoint).copied()
+        self.by_endpoint.get(&canonical_endpoint(endpoint)).copied()
     }
 
     /// Whether the manager still knows `link`.

@@ -61,6 +61,11 @@
 //!   `min(backoff_max, backoff_initial * 2^attempts)` less up to 25 % jitter
 //!   (1 s doubling to 5 min by default) before dialing again; a link that was
 //!   up redials after `backoff_initial`.
+//! - **Endpoints.** A link is bound to the endpoint it was made with
+//!   ([`canonical_endpoint`]); CONTROL packets from elsewhere are dropped
+//!   ([`DropReason::WrongEndpoint`]). A peer whose address changes (NAT
+//!   rebinding) is seen as dead and dials again; a DNS peer is moved with
+//!   [`PeerManager::set_endpoint`].
 //! - **Floods.** Inits are answered at most 5 back to back then 1/s per
 //!   source address and 200/s overall ([`RateLimits`]); new inbound peers are
 //!   refused beyond `max_peers`.
@@ -94,6 +99,22 @@ pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use manager::{ConnectError, PeerInfo, PeerManager, SendError};
 pub use ratelimit::{HandshakeLimiter, RateLimits};
 pub use state::PeerState;
+
+/// The form endpoints are kept and compared in: an IPv4-mapped IPv6
+/// address (what a dual-stack socket reports for an IPv4 peer) becomes
+/// IPv4, and IPv6 flow information is cleared; the scope id stays (it
+/// names the interface of a link-local peer). Every endpoint that enters
+/// the [`PeerManager`] goes through it, so the I/O shell may pass addresses
+/// as its socket reports them; it must send to IPv4 endpoints accordingly.
+pub fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
+    match endpoint {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => SocketAddr::V6(std::net::SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id())),
+        },
+        v4 => v4,
+    }
+}
 
 /// One peer link, for as long as the [`PeerManager`] knows its endpoint.
 /// The routing and link engines key their neighbours by it.

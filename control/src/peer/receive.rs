@@ -13,13 +13,14 @@ use super::counters::DropReason;
 use super::manager::PeerManager;
 use super::session::LinkSession;
 use super::state::{Established, Handshaking, PeerState};
-use super::{LinkId, PeerEvent};
+use super::{LinkId, PeerEvent, canonical_endpoint};
 
 impl PeerManager {
     /// Takes one datagram from `from`. Handshake and CONTROL packets are
     /// processed; anything else, or anything malformed, forged or replayed,
     /// is counted in [`drops`](Self::drops) and dropped. Never panics.
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, bytes: &[u8]) {
+        let from = canonical_endpoint(from);
         let result = match classify(bytes) {
             Ok(PacketType::HandshakeInit) => self.on_init(now, from, bytes),
             Ok(PacketType::HandshakeResponse) => self.on_response(now, from, bytes),

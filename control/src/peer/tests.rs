@@ -332,3 +332,19 @@ proptest! {
         prop_assert!(b.poll_event().is_none());
     }
 }
+
+#[test]
+fn endpoints_are_compared_in_canonical_form() {
+    let mapped: std::net::SocketAddr = "[::ffff:10.0.0.1]:9651".parse().unwrap();
+    assert_eq!(canonical_endpoint(mapped), addr(1));
+    let flow = std::net::SocketAddr::V6(std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 1, 77, 3));
+    assert_eq!(canonical_endpoint(flow), "[fe80::1%3]:1".parse::<std::net::SocketAddr>().unwrap());
+    // A dual-stack socket reports A's IPv4 address as mapped: still A.
+    let (mut net, a_link, _) = linked(PeeringConfig::default());
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(1)]).unwrap();
+    let (_, datagram) = net.nodes[0].manager.poll_transmit().unwrap();
+    net.nodes[1].manager.handle_datagram(now, "[::ffff:10.0.0.0]:9651".parse().unwrap(), &datagram);
+    net.deliver();
+    assert_eq!(net.messages(1), vec![probe(1)]);
+}

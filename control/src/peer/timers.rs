@@ -29,15 +29,19 @@ impl PeerManager {
         let links: Vec<LinkId> = self.peers.keys().copied().collect();
         for link in links {
             self.expire_sessions(now, link);
-            let Some(peer) = self.peers.get(&link) else { continue };
-            match due(peer, &self.config, now) {
-                Due::Nothing => {}
-                Due::Dial => self.start_initiation(now, link),
-                Due::Retransmit | Due::RekeyRetransmit => self.retransmit(now, link),
-                Due::Failed => self.fail(now, link),
-                Due::Down(reason) => self.down(now, link, reason),
-                Due::Rekey => self.start_rekey(now, link),
-                Due::Keepalive => self.send_keepalive(now, link),
+            // Each action moves its own timer; several may be due at once
+            // (a rekey and a keepalive). Bounded: there are fewer kinds.
+            for _ in 0..4 {
+                let Some(peer) = self.peers.get(&link) else { break };
+                match due(peer, &self.config, now) {
+                    Due::Nothing => break,
+                    Due::Dial => self.start_initiation(now, link),
+                    Due::Retransmit | Due::RekeyRetransmit => self.retransmit(now, link),
+                    Due::Failed => self.fail(now, link),
+                    Due::Down(reason) => self.down(now, link, reason),
+                    Due::Rekey => self.start_rekey(now, link),
+                    Due::Keepalive => self.send_keepalive(now, link),
+                }
             }
         }
     }
@@ -66,6 +70,11 @@ impl PeerManager {
             PeerState::Handshaking(h) => {
                 if h.responded.as_ref().is_some_and(|(_, until)| now >= *until) {
                     h.responded = None;
+                }
+                // Our attempt timed out while the peer's is still pending:
+                // wait for that one alone.
+                if h.responded.is_some() && h.initiating.as_ref().is_some_and(|i| now >= i.started_at + timeout) {
+                    h.initiating = None;
                 }
             }
             PeerState::Idle { .. } => {}
@@ -170,9 +179,10 @@ fn due(peer: &Peer, config: &PeeringConfig, now: Timestamp) -> Due {
                 Due::Down(DownReason::Timeout)
             } else if now >= made + config.reject_after_time {
                 Due::Down(DownReason::SessionExpired)
-            } else if let Some(r) = &e.rekey {
-                if now >= r.retransmit_at { Due::RekeyRetransmit } else { Due::Nothing }
-            } else if e.next.is_none()
+            } else if e.rekey.as_ref().is_some_and(|r| now >= r.retransmit_at) {
+                Due::RekeyRetransmit
+            } else if e.rekey.is_none()
+                && e.next.is_none()
                 && (now >= rekey_at(e.current.role, made, config) || e.current.sent() >= config.rekey_after_packets)
             {
                 Due::Rekey
