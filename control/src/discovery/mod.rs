@@ -38,6 +38,8 @@ mod engine;
 pub mod static_peer;
 
 #[cfg(test)]
+mod lan_tests;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;
