@@ -15,7 +15,7 @@ use super::counters::{DropCounters, DropReason};
 use super::entropy::Entropy;
 use super::ratelimit::HandshakeLimiter;
 use super::session::{CONTROL_OVERHEAD, PackError, pack};
-use super::state::{Handshaking, Initiating, Peer, PeerState};
+use super::state::{Handshaking, Initiating, Peer, PeerState, PeerStats};
 use super::{DownReason, LinkId, PeerEvent, PeeringConfig, canonical_endpoint};
 
 /// Why [`PeerManager::connect`] refused.
@@ -51,6 +51,7 @@ pub struct PeerInfo {
     pub attempts: u32,
     /// When the current session was made (established links only).
     pub session_since: Option<Timestamp>,
+    pub stats: PeerStats,
 }
 
 /// All peer links of this node. See the [module docs](super).
@@ -174,6 +175,8 @@ impl PeerManager {
         let endpoint = peer.endpoint;
         for body in &bodies {
             let datagram = established.current.seal(body);
+            peer.stats.tx_packets += 1;
+            peer.stats.tx_bytes += datagram.len() as u64;
             self.transmits.push_back((endpoint, datagram));
         }
         established.last_sent = now;
@@ -231,6 +234,7 @@ impl PeerManager {
                 PeerState::Established(e) => Some(e.current.established_at),
                 _ => None,
             },
+            stats: p.stats,
         })
     }
 
@@ -252,7 +256,8 @@ impl PeerManager {
         let link = LinkId(self.next_link);
         self.next_link += 1;
         let state = PeerState::Idle { retry_at: Timestamp::ZERO };
-        let peer = Peer { link, endpoint, key, dial, attempts: 0, last_timestamp: None, state };
+        let stats = PeerStats::default();
+        let peer = Peer { link, endpoint, key, dial, attempts: 0, last_timestamp: None, state, stats };
         self.peers.insert(link, peer);
         self.by_endpoint.insert(endpoint, link);
         link

@@ -131,6 +131,8 @@ impl PeerManager {
                 }
             })
             .expect("peer exists");
+        let peer = self.peers.get_mut(&link).expect("peer exists");
+        peer.stats.sessions += 1;
         let peer = &self.peers[&link];
         let event = if was_up {
             PeerEvent::Rekeyed { link, peer: peer.key }
@@ -186,13 +188,22 @@ impl PeerManager {
                 .expect("the session just opened is pending");
             self.install(now, link, session);
         }
-        if let Some(PeerState::Established(e)) = self.peers.get_mut(&link).map(|p| &mut p.state) {
-            e.last_received = now;
-        }
+        let mut malformed = 0;
         for item in TlvIter::new(&body) {
             match item {
                 Ok(message) => self.emit(PeerEvent::Message { link, message }),
-                Err(_) => self.count(DropReason::MalformedTlv),
+                Err(_) => malformed += 1,
+            }
+        }
+        for _ in 0..malformed {
+            self.count(DropReason::MalformedTlv);
+        }
+        if let Some(peer) = self.peers.get_mut(&link) {
+            peer.stats.rx_packets += 1;
+            peer.stats.rx_bytes += bytes.len() as u64;
+            peer.stats.malformed_tlvs += malformed;
+            if let PeerState::Established(e) = &mut peer.state {
+                e.last_received = now;
             }
         }
         Ok(())

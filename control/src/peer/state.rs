@@ -91,6 +91,21 @@ impl PeerState {
     }
 }
 
+/// Traffic of one peer link, for metrics (`mycelium_peer_*_total{peer}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Authenticated CONTROL packets received, and their datagram bytes.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// CONTROL packets sent (keepalives included), and their datagram bytes.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Malformed TLVs inside authenticated packets.
+    pub malformed_tlvs: u64,
+    /// Sessions made on this link (the first, then each rekey).
+    pub sessions: u64,
+}
+
 /// One peer link: an endpoint and the key expected there.
 #[derive(Debug)]
 pub struct Peer {
@@ -105,6 +120,7 @@ pub struct Peer {
     /// Highest handshake timestamp accepted from this key on this link.
     pub last_timestamp: Option<u64>,
     pub state: PeerState,
+    pub stats: PeerStats,
 }
 
 impl Peer {

@@ -49,6 +49,12 @@ fn two_managers_establish_a_link_and_exchange_messages_in_both_directions() {
     net.deliver();
     assert_eq!(net.messages(1), vec![probe(1), probe(2)]);
     assert_eq!(net.messages(0), vec![probe(3)]);
+    let a = net.nodes[0].manager.peers().next().unwrap();
+    let b = net.nodes[1].manager.peers().next().unwrap();
+    assert_eq!((a.stats.tx_packets, a.stats.rx_packets, a.stats.sessions), (2, 1, 1), "a keepalive, then the probes");
+    assert_eq!((b.stats.tx_packets, b.stats.rx_packets), (1, 2));
+    assert_eq!(a.stats.tx_bytes, b.stats.rx_bytes);
+    assert_eq!((a.state, a.dial, b.dial), ("established", true, false));
     assert_eq!(net.nodes[0].manager.drops().total() + net.nodes[1].manager.drops().total(), 0);
 }
 
@@ -347,4 +353,20 @@ fn endpoints_are_compared_in_canonical_form() {
     net.nodes[1].manager.handle_datagram(now, "[::ffff:10.0.0.0]:9651".parse().unwrap(), &datagram);
     net.deliver();
     assert_eq!(net.messages(1), vec![probe(1)]);
+}
+
+#[test]
+fn a_malformed_tlv_in_an_authenticated_packet_is_counted_and_the_rest_still_read() {
+    let (mut net, a_link, _) = linked(PeeringConfig::default());
+    let mut good = vec![0u8; probe(1).buffer_len()];
+    probe(1).emit(&mut good).unwrap();
+    let body = [&[5u8, 0, 2, 0, 0][..], &good].concat(); // an IHU two bytes long, then a probe
+    let peer = net.nodes[0].manager.peers.get_mut(&a_link).unwrap();
+    let PeerState::Established(e) = &mut peer.state else { panic!("up") };
+    let datagram = e.current.seal(&body);
+    net.nodes[1].manager.handle_datagram(net.now, addr(0), &datagram);
+    net.deliver();
+    assert_eq!(net.messages(1), vec![probe(1)]);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::MalformedTlv), 1);
+    assert_eq!(net.nodes[1].manager.peers().next().unwrap().stats.malformed_tlvs, 1);
 }
