@@ -11,7 +11,7 @@ use super::DiscoveryConfig;
 use super::beacon::Beacon;
 use super::candidates::{Candidates, Source, is_dialable};
 use super::static_peer::{Host, Resolver, StaticPeer};
-use crate::peer::{LinkId, PeerEvent, PeerManager, backoff_delay};
+use crate::peer::{LinkId, LinkState, PeerEvent, PeerManager, backoff_delay};
 
 /// How often undialed candidates are considered while below target.
 const CANDIDATE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -144,7 +144,7 @@ impl Discovery {
 
     /// Dials candidates while fewer than `target_peers` links are up or handshaking.
     fn dial_candidates(&mut self, now: Timestamp, peers: &mut PeerManager) {
-        let mut active = peers.peers().filter(|p| p.state != "idle").count();
+        let mut active = peers.peers().filter(|p| p.state != LinkState::Idle).count();
         while active < self.config.target_peers {
             let Some(candidate) = self.candidates.next_to_dial() else { return };
             let (endpoint, key) = (candidate.endpoint, candidate.key);
@@ -165,11 +165,11 @@ impl Discovery {
     fn send_exchange(&mut self, now: Timestamp, peers: &mut PeerManager) {
         let known: Vec<PeerEndpoint> = peers
             .peers()
-            .filter(|p| p.dial && p.state == "established" && is_dialable(&p.endpoint))
+            .filter(|p| p.dial && p.state == LinkState::Established && is_dialable(&p.endpoint))
             .map(|p| PeerEndpoint { key: p.key, ip: p.endpoint.ip(), port: p.endpoint.port() })
             .collect();
         let neighbours: Vec<(LinkId, PublicKey)> =
-            peers.peers().filter(|p| p.state == "established").map(|p| (p.link, p.key)).collect();
+            peers.peers().filter(|p| p.state == LinkState::Established).map(|p| (p.link, p.key)).collect();
         for (link, key) in neighbours {
             let entries: Vec<PeerEndpoint> =
                 known.iter().filter(|e| e.key != key).take(self.config.exchange_entries).copied().collect();
@@ -186,7 +186,9 @@ impl Discovery {
         }
     }
 
-    /// Learns from peer exchanges and follows failed dials.
+    /// Learns from peer exchanges, and follows links that failed or went
+    /// down: a DNS static peer is resolved again (the manager redials it at
+    /// the new address), a candidate that keeps failing is dropped.
     pub fn handle_event(
         &mut self,
         now: Timestamp,
@@ -204,7 +206,8 @@ impl Discovery {
                     }
                 }
             }
-            PeerEvent::Failed { link, .. } => {
+            PeerEvent::Failed { link, .. } | PeerEvent::Down { link, .. } => {
+                let failed = matches!(event, PeerEvent::Failed { .. });
                 if let Some(entry) = self.statics.iter().find(|s| s.link == Some(*link)) {
                     if matches!(entry.peer.host, Host::Dns(_)) {
                         match entry.peer.resolve(resolver) {
@@ -214,7 +217,7 @@ impl Discovery {
                             Err(_) => self.resolve_failures += 1,
                         }
                     }
-                } else if let Some(candidate) = self.candidates.by_link_mut(*link) {
+                } else if let Some(candidate) = self.candidates.by_link_mut(*link).filter(|_| failed) {
                     candidate.failures += 1;
                     if candidate.failures >= self.config.candidate_attempts {
                         let endpoint = candidate.endpoint;

@@ -9,7 +9,7 @@
 //! ```text
 //! let mut discovery = Discovery::new(DiscoveryConfig { .. }, peers.local_public_key(), static_peers, now);
 //! loop {
-//!     if Some(now) >= discovery.poll_timeout() { discovery.handle_timeout(now, &mut peers, &mut resolver) }
+//!     if now >= discovery.poll_timeout() { discovery.handle_timeout(now, &mut peers, &mut resolver) }
 //!     for event in peer events { discovery.handle_event(now, &event, &mut peers, &mut resolver) }
 //!     for (from, beacon) in lan_socket / punted key queries { discovery.handle_beacon(now, from, &beacon, via_lan, &mut peers) }
 //!     while let Some((to, bytes)) = discovery.poll_transmit() { send(to, bytes) }   // key queries and answers
@@ -19,7 +19,7 @@
 //!
 //! - **Static peers** are dialed at start and kept: the [`PeerManager`](crate::peer::PeerManager)
 //!   redials them with its backoff; on each failure ([`PeerEvent::Failed`](crate::peer::PeerEvent::Failed))
-//!   a DNS name is resolved again and the link moved to the new address
+//!   or loss of the link, a DNS name is resolved again and the link moved to the new address
 //!   before the next attempt. A static peer without a key in the config is
 //!   first asked for it with a beacon query ([`beacon`]), with backoff.
 //! - **Peer exchange**: every `exchange_interval` (60 s), each neighbour gets

@@ -15,7 +15,7 @@ use super::counters::{DropCounters, DropReason};
 use super::entropy::Entropy;
 use super::ratelimit::HandshakeLimiter;
 use super::session::{CONTROL_OVERHEAD, PackError, pack};
-use super::state::{Handshaking, Initiating, Peer, PeerState, PeerStats};
+use super::state::{Handshaking, Initiating, LinkState, Peer, PeerState, PeerStats};
 use super::{DownReason, LinkId, PeerEvent, PeeringConfig, canonical_endpoint};
 
 /// Why [`PeerManager::connect`] refused.
@@ -46,7 +46,7 @@ pub struct PeerInfo {
     pub link: LinkId,
     pub endpoint: SocketAddr,
     pub key: PublicKey,
-    pub state: &'static str,
+    pub state: LinkState,
     pub dial: bool,
     pub attempts: u32,
     /// When the current session was made (established links only).
@@ -227,7 +227,7 @@ impl PeerManager {
             link: p.link,
             endpoint: p.endpoint,
             key: p.key,
-            state: p.state.name(),
+            state: p.state.kind(),
             dial: p.dial,
             attempts: p.attempts,
             session_since: match &p.state {

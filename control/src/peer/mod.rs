@@ -98,7 +98,7 @@ pub use counters::{DropCounters, DropReason};
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use manager::{ConnectError, PeerInfo, PeerManager, SendError};
 pub use ratelimit::{HandshakeLimiter, RateLimits};
-pub use state::{PeerState, PeerStats};
+pub use state::{LinkState, PeerState, PeerStats};
 
 /// The form endpoints are kept and compared in: an IPv4-mapped IPv6
 /// address (what a dual-stack socket reports for an IPv4 peer) becomes

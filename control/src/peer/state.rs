@@ -81,12 +81,31 @@ pub enum PeerState {
 }
 
 impl PeerState {
-    /// A short name for logs and `mctl`.
-    pub fn name(&self) -> &'static str {
+    /// Which of the three states, without its data.
+    pub fn kind(&self) -> LinkState {
         match self {
-            PeerState::Idle { .. } => "idle",
-            PeerState::Handshaking(_) => "handshaking",
-            PeerState::Established(_) => "established",
+            PeerState::Idle { .. } => LinkState::Idle,
+            PeerState::Handshaking(_) => LinkState::Handshaking,
+            PeerState::Established(_) => LinkState::Established,
+        }
+    }
+}
+
+/// A peer link's state, as reported (see [`PeerState`] for the data each holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkState {
+    Idle,
+    Handshaking,
+    Established,
+}
+
+impl LinkState {
+    /// A short name for logs, metrics and `mctl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Idle => "idle",
+            LinkState::Handshaking => "handshaking",
+            LinkState::Established => "established",
         }
     }
 }

@@ -54,7 +54,7 @@ fn two_managers_establish_a_link_and_exchange_messages_in_both_directions() {
     assert_eq!((a.stats.tx_packets, a.stats.rx_packets, a.stats.sessions), (2, 1, 1), "a keepalive, then the probes");
     assert_eq!((b.stats.tx_packets, b.stats.rx_packets), (1, 2));
     assert_eq!(a.stats.tx_bytes, b.stats.rx_bytes);
-    assert_eq!((a.state, a.dial, b.dial), ("established", true, false));
+    assert_eq!((a.state, a.dial, b.dial), (LinkState::Established, true, false));
     assert_eq!(net.nodes[0].manager.drops().total() + net.nodes[1].manager.drops().total(), 0);
 }
 
