@@ -39,6 +39,8 @@ pub struct Net {
     pub tap: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Drop every datagram while true.
     pub cut: bool,
+    /// Drop this many of the next datagrams.
+    pub drop_next: usize,
 }
 
 impl Net {
@@ -60,7 +62,7 @@ impl Net {
                 events: Vec::new(),
             })
             .collect();
-        Net { now, nodes, wire: Vec::new(), tap: Vec::new(), cut: false }
+        Net { now, nodes, wire: Vec::new(), tap: Vec::new(), cut: false, drop_next: 0 }
     }
 
     /// Replaces node `i` with a fresh manager (a restart), same key and address.
@@ -97,6 +99,10 @@ impl Net {
                 continue;
             }
             for (from, to, bytes) in wire {
+                if self.drop_next > 0 {
+                    self.drop_next -= 1;
+                    continue;
+                }
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.addr == to) {
                     node.manager.handle_datagram(self.now, from, &bytes);
                 }

@@ -370,3 +370,49 @@ fn a_malformed_tlv_in_an_authenticated_packet_is_counted_and_the_rest_still_read
     assert_eq!(net.nodes[1].manager.drops().get(DropReason::MalformedTlv), 1);
     assert_eq!(net.nodes[1].manager.peers().next().unwrap().stats.malformed_tlvs, 1);
 }
+
+#[test]
+fn a_lost_init_or_response_is_retransmitted_as_a_fresh_handshake() {
+    for lose_response in [false, true] {
+        let (a, b) = keys_ordered();
+        let mut net = Net::new(vec![a, b], PeeringConfig::default());
+        let (now, key) = (net.now, net.nodes[1].key);
+        net.nodes[0].manager.connect(now, addr(1), key).unwrap();
+        if lose_response {
+            let (to, init) = net.nodes[0].manager.poll_transmit().unwrap();
+            assert_eq!(to, addr(1));
+            net.nodes[1].manager.handle_datagram(now, addr(0), &init);
+        }
+        net.drop_next = 1;
+        net.deliver();
+        assert_eq!(net.count_events(0, is_up), 0);
+        net.run(SEC, 100 * MS);
+        assert_eq!(net.count_events(0, is_up), 1, "lost response {lose_response}: up after one retransmission");
+        assert_eq!(net.count_events(1, is_up), 1);
+        assert_eq!(net.nodes[1].manager.peers().count(), 1, "B replaced its unconfirmed first session");
+        assert_eq!(net.nodes[0].manager.drops().total() + net.nodes[1].manager.drops().total(), 0);
+    }
+}
+
+#[test]
+fn simultaneous_rekeys_settle_on_one_new_session() {
+    let config = PeeringConfig { rekey_after_packets: 10, ..PeeringConfig::default() };
+    let (mut net, a_link, b_link) = linked(config);
+    let now = net.now;
+    // Both sides cross the packet limit before hearing from each other.
+    for i in 0..10 {
+        net.nodes[0].manager.send_control(now, a_link, &[probe(i)]).unwrap();
+        net.nodes[1].manager.send_control(now, b_link, &[probe(100 + i)]).unwrap();
+    }
+    net.deliver();
+    assert_eq!(net.count_events(0, is_rekeyed), 1);
+    assert_eq!(net.count_events(1, is_rekeyed), 1);
+    assert_eq!(net.nodes[0].manager.drops().get(DropReason::HandshakeCollision), 1, "A is lower: drops B's init");
+    let now = net.now;
+    net.nodes[0].manager.send_control(now, a_link, &[probe(50)]).unwrap();
+    net.nodes[1].manager.send_control(now, b_link, &[probe(150)]).unwrap();
+    net.deliver();
+    assert_eq!(net.messages(1).len(), 11);
+    assert_eq!(net.messages(0).len(), 11);
+    assert_eq!(net.count_events(0, is_down) + net.count_events(1, is_down), 0);
+}
