@@ -1,7 +1,6 @@
 //! The LAN beacon socket on a real link: a veth pair inside a network
-//! namespace this test creates (and always deletes). Needs root and
-//! iproute2, so it is ignored by default; run it with
-//! `cargo test -p mycelium-control lan_socket -- --ignored`.
+//! namespace this test creates (uniquely named, always deleted). Like the
+//! end-to-end tests it needs root and iproute2 (`.ci/run` provides both).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ impl Drop for Namespace {
 }
 
 fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("iproute2 is installed");
-    assert!(status.success(), "ip {args:?} failed");
+    let status = Command::new("ip").args(args).status().expect("this test needs iproute2 (`ip`)");
+    assert!(status.success(), "ip {args:?} failed: this test needs root to create a network namespace");
 }
 
 fn ifindex(ns: &str, name: &str) -> u32 {
@@ -31,7 +30,6 @@ fn ifindex(ns: &str, name: &str) -> u32 {
 }
 
 #[test]
-#[ignore = "needs root and iproute2: creates a network namespace with a veth pair"]
 fn lan_socket_beacons_cross_a_link_and_are_parsed() {
     let ns = Namespace(format!("myc-lan-test-{}", std::process::id()));
     ip(&["netns", "add", &ns.0]);
