@@ -41,6 +41,9 @@ pub struct Net {
     pub cut: bool,
     /// Drop this many of the next datagrams.
     pub drop_next: usize,
+    /// Drop each datagram with this probability, in percent (seeded by `loss_state`).
+    pub loss_percent: u64,
+    pub loss_state: u64,
 }
 
 impl Net {
@@ -62,7 +65,7 @@ impl Net {
                 events: Vec::new(),
             })
             .collect();
-        Net { now, nodes, wire: Vec::new(), tap: Vec::new(), cut: false, drop_next: 0 }
+        Net { now, nodes, wire: Vec::new(), tap: Vec::new(), cut: false, drop_next: 0, loss_percent: 0, loss_state: 1 }
     }
 
     /// Replaces node `i` with a fresh manager (a restart), same key and address.
@@ -92,6 +95,9 @@ impl Net {
         for _ in 0..100 {
             self.collect();
             if self.wire.is_empty() {
+                for node in &self.nodes {
+                    node.manager.check_invariants();
+                }
                 return;
             }
             let wire = std::mem::take(&mut self.wire);
@@ -101,6 +107,14 @@ impl Net {
             for (from, to, bytes) in wire {
                 if self.drop_next > 0 {
                     self.drop_next -= 1;
+                    continue;
+                }
+                // splitmix64: deterministic per seed.
+                self.loss_state = self.loss_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = self.loss_state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                if (z ^ (z >> 31)) % 100 < self.loss_percent {
                     continue;
                 }
                 if let Some(node) = self.nodes.iter_mut().find(|n| n.addr == to) {

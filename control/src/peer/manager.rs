@@ -238,6 +238,20 @@ impl PeerManager {
         })
     }
 
+    /// Checks that the endpoint and index maps match the peers exactly.
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self) {
+        let mut indexes = BTreeMap::new();
+        for (link, peer) in &self.peers {
+            assert_eq!(self.by_endpoint.get(&peer.endpoint), Some(link), "endpoint map of {link}");
+            for index in peer.indexes() {
+                assert!(indexes.insert(index, *link).is_none(), "index {index} used twice");
+            }
+        }
+        assert_eq!(self.by_endpoint.len(), self.peers.len());
+        assert_eq!(indexes, self.by_index);
+    }
+
     // ---- internals shared with receive.rs and timers.rs ----
 
     pub(super) fn count(&mut self, reason: DropReason) {

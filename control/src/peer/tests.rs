@@ -317,6 +317,43 @@ fn a_silent_link_goes_down_on_both_sides_and_comes_back_when_the_path_returns() 
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random loss for a while (and traffic, rekeys, simultaneous dials),
+    /// then a clean network: the link must be up on both sides soon after,
+    /// and the harness checks every map and timer on the way.
+    #[test]
+    fn after_any_lossy_period_the_link_recovers(seed in any::<u64>(), loss in 0u64..100, both_dial in any::<bool>()) {
+        let (a, b) = keys_ordered();
+        let config = PeeringConfig { rekey_after_time: 20 * SEC, reject_after_time: 40 * SEC, ..PeeringConfig::default() };
+        let mut net = Net::new(vec![a, b], config);
+        net.loss_percent = loss;
+        net.loss_state = seed;
+        let (now, ka, kb) = (net.now, net.nodes[0].key, net.nodes[1].key);
+        let a_link = net.nodes[0].manager.connect(now, addr(1), kb).unwrap();
+        if both_dial {
+            net.nodes[1].manager.connect(now, addr(0), ka).unwrap();
+        }
+        for _ in 0..120 {
+            let now = net.now;
+            let _ = net.nodes[0].manager.send_control(now, a_link, &[probe(0)]);
+            net.run(SEC, 250 * MS);
+        }
+        net.loss_percent = 0;
+        // The longest wait: a redial backoff of 32 s after the 6th failed attempt (at 121 s).
+        net.run(Duration::from_secs(90), 250 * MS);
+        prop_assert!(net.nodes[0].manager.is_up(a_link));
+        let b_link = net.nodes[1].manager.link_at(addr(0));
+        prop_assert!(b_link.is_some_and(|l| net.nodes[1].manager.is_up(l)));
+        let now = net.now;
+        let before = net.messages(1).len();
+        net.nodes[0].manager.send_control(now, a_link, &[probe(9)]).unwrap();
+        net.deliver();
+        prop_assert_eq!(net.messages(1).len(), before + 1);
+    }
+}
+
+proptest! {
     #[test]
     fn garbage_datagrams_never_panic_and_are_each_counted(
         datagrams in proptest::collection::vec((0u8..6, proptest::collection::vec(any::<u8>(), 0..200)), 1..40)
@@ -334,6 +371,7 @@ proptest! {
             b.handle_datagram(net.now, addr(0), &bytes);
             b.handle_datagram(net.now, addr(3), &bytes);
         }
+        b.check_invariants();
         prop_assert_eq!(b.drops().total() - before, 2 * n);
         prop_assert!(b.poll_event().is_none());
     }
