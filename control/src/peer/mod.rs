@@ -8,7 +8,7 @@
 //! loop {
 //!     peers.handle_datagram(now, from, &bytes);            // handshake (0x03/0x04) and CONTROL (0x02) only
 //!     peers.send_control(now, link, &[messages])?;         // from the link and routing engines
-//!     if Some(now) >= peers.poll_timeout() { peers.handle_timeout(now) }
+//!     if peers.poll_timeout().is_some_and(|t| t <= now) { peers.handle_timeout(now) }
 //!     while let Some((to, datagram)) = peers.poll_transmit() { socket.send_to(&datagram, to) }
 //!     while let Some(event) = peers.poll_event() { ... }   // Up, Down, Rekeyed, Failed, Message
 //! }
@@ -51,7 +51,9 @@
 //!   `responder_rekey_slack` (10 s) later if the initiator did not; either
 //!   side does once it sealed `rekey_after_packets`. The old session stays
 //!   open for receiving for `previous_session_grace` (10 s) after the new
-//!   one is confirmed, so packets in flight are not lost. A session is never
+//!   one is confirmed, so packets in flight are not lost. The initiator
+//!   confirms a new session with a keepalive on it; while the peer still
+//!   sends on the old one, it confirms again (at most once a second). A session is never
 //!   used after `reject_after_time` (3 min): if no rekey succeeded by then,
 //!   the link is down.
 //! - **Dead and backoff.** No authenticated packet for `dead_after` (30 s;

@@ -2,6 +2,7 @@
 //! either applied or dropped with a counted [`DropReason`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mycelium_common::crypto::kdf::Purpose;
 use mycelium_common::handshake;
@@ -14,6 +15,18 @@ use super::manager::PeerManager;
 use super::session::LinkSession;
 use super::state::{Established, Handshaking, PeerState};
 use super::{LinkId, PeerEvent, canonical_endpoint};
+
+/// Which of a peer's sessions a CONTROL packet was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Current,
+    Previous,
+    /// Answered by us, not yet confirmed: this packet confirms it.
+    Pending,
+}
+
+/// Shortest time between two re-sent confirmations of a new session.
+const RECONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 
 impl PeerManager {
     /// Takes one datagram from `from`. Handshake and CONTROL packets are
@@ -103,13 +116,14 @@ impl PeerManager {
             .ok_or(DropReason::UnsolicitedResponse)?;
         let established = initiating.waiting.handle_response(bytes).map_err(|_| DropReason::HandshakeInvalid)?;
         let session = LinkSession::new(&established, now);
-        self.install(now, link, session);
+        self.install(now, link, session, false);
         self.send_keepalive(now, link);
         Ok(())
     }
 
-    /// Makes `session` the link's current one: up, or rekeyed.
-    fn install(&mut self, now: Timestamp, link: LinkId, session: LinkSession) {
+    /// Makes `session` the link's current one: up, or rekeyed. `heard`: a
+    /// packet on it just arrived (we are its responder).
+    fn install(&mut self, now: Timestamp, link: LinkId, session: LinkSession, heard: bool) {
         let grace = now + self.config.previous_session_grace;
         let was_up = self
             .with_peer(link, |peer| {
@@ -121,11 +135,13 @@ impl PeerManager {
                         e.next = None;
                         e.rekey = None;
                         e.last_received = now;
+                        e.heard_on_current = heard;
+                        e.confirmed_at = now;
                         peer.state = PeerState::Established(e);
                         true
                     }
                     _ => {
-                        peer.state = PeerState::Established(Box::new(Established::new(session, now)));
+                        peer.state = PeerState::Established(Box::new(Established::new(session, now, heard)));
                         false
                     }
                 }
@@ -151,22 +167,22 @@ impl PeerManager {
             return Err(DropReason::WrongEndpoint);
         }
         let mut packet = bytes.to_vec();
-        // Which session it is for, and whether that confirms a pending one.
-        let (body, confirms) = {
-            let (session, confirms) = match &mut peer.state {
+        // Which session it is for.
+        let (body, slot) = {
+            let (session, slot) = match &mut peer.state {
                 PeerState::Established(e) => {
                     if e.current.local_index == index {
-                        (&mut e.current, false)
+                        (&mut e.current, Slot::Current)
                     } else if let Some((s, _)) = e.previous.as_mut().filter(|(s, _)| s.local_index == index) {
-                        (s, false)
+                        (s, Slot::Previous)
                     } else if let Some((s, _)) = e.next.as_mut().filter(|(s, _)| s.local_index == index) {
-                        (s, true)
+                        (s, Slot::Pending)
                     } else {
                         return Err(DropReason::UnknownIndex);
                     }
                 }
                 PeerState::Handshaking(h) => match h.responded.as_mut().filter(|(s, _)| s.local_index == index) {
-                    Some((s, _)) => (s, true),
+                    Some((s, _)) => (s, Slot::Pending),
                     None => return Err(DropReason::UnknownIndex),
                 },
                 PeerState::Idle { .. } => return Err(DropReason::UnknownIndex),
@@ -175,9 +191,25 @@ impl PeerManager {
                 return Err(DropReason::StaleSession);
             }
             let body = session.open(&mut packet)?;
-            (body.to_vec(), confirms)
+            (body.to_vec(), slot)
         };
-        if confirms {
+        let mut reconfirm = false;
+        if let PeerState::Established(e) = &mut peer.state {
+            match slot {
+                Slot::Current => e.heard_on_current = true,
+                // The peer still sends on the old session: our keepalive on
+                // the new one may have been lost. Confirm again, once a second.
+                Slot::Previous if !e.heard_on_current && now >= e.confirmed_at + RECONFIRM_INTERVAL => {
+                    e.confirmed_at = now;
+                    reconfirm = true;
+                }
+                _ => {}
+            }
+        }
+        if reconfirm {
+            self.send_keepalive(now, link);
+        }
+        if slot == Slot::Pending {
             let session = self
                 .with_peer(link, |peer| match &mut peer.state {
                     PeerState::Established(e) => e.next.take().map(|(s, _)| s),
@@ -186,7 +218,7 @@ impl PeerManager {
                 })
                 .flatten()
                 .expect("the session just opened is pending");
-            self.install(now, link, session);
+            self.install(now, link, session, true);
         }
         let mut malformed = 0;
         for item in TlvIter::new(&body) {

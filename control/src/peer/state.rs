@@ -61,11 +61,25 @@ pub struct Established {
     pub rekey: Option<Initiating>,
     pub last_received: Timestamp,
     pub last_sent: Timestamp,
+    /// Whether a packet arrived on `current` (proving the peer has it).
+    pub heard_on_current: bool,
+    /// When we last sent a keepalive to confirm `current` because the peer
+    /// still used `previous` (its confirmation may have been lost).
+    pub confirmed_at: Timestamp,
 }
 
 impl Established {
-    pub fn new(current: LinkSession, now: Timestamp) -> Self {
-        Established { current, previous: None, next: None, rekey: None, last_received: now, last_sent: now }
+    pub fn new(current: LinkSession, now: Timestamp, heard: bool) -> Self {
+        Established {
+            current,
+            previous: None,
+            next: None,
+            rekey: None,
+            last_received: now,
+            last_sent: now,
+            heard_on_current: heard,
+            confirmed_at: now,
+        }
     }
 }
 

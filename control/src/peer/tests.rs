@@ -454,3 +454,46 @@ fn simultaneous_rekeys_settle_on_one_new_session() {
     assert_eq!(net.messages(0).len(), 11);
     assert_eq!(net.count_events(0, is_down) + net.count_events(1, is_down), 0);
 }
+
+#[test]
+fn a_lost_confirmation_of_a_rekey_is_sent_again_when_the_peer_keeps_the_old_session() {
+    let config = PeeringConfig { rekey_after_packets: 5, ..PeeringConfig::default() };
+    let (mut net, a_link, b_link) = linked(config);
+    let now = net.now;
+    for i in 0..5 {
+        net.nodes[0].manager.send_control(now, a_link, &[probe(i)]).unwrap();
+    }
+    net.deliver(); // A's rekey init went out with the fifth packet; B answered
+    assert_eq!(net.count_events(0, is_rekeyed), 1, "A switched on the response");
+    assert_eq!(net.count_events(1, is_rekeyed), 1, "B confirmed by A's keepalive");
+
+    // Again, but A's confirming keepalive is lost: B stays on the old session.
+    net.run(2 * SEC, SEC);
+    let now = net.now;
+    for i in 0..5 {
+        net.nodes[0].manager.send_control(now, a_link, &[probe(10 + i)]).unwrap();
+    }
+    net.collect_for_test();
+    let at = net.wire.iter().position(|(_, _, d)| d[1] == 0x03).expect("a rekey init");
+    let init = net.wire.remove(at);
+    net.deliver();
+    net.nodes[1].manager.handle_datagram(now, init.0, &init.2);
+    net.collect_for_test();
+    let response = net.wire.pop().unwrap();
+    assert_eq!((net.wire.len(), response.2[1]), (0, 0x04));
+    net.nodes[0].manager.handle_datagram(now, response.0, &response.2);
+    assert_eq!(net.count_events(0, is_rekeyed), 1, "events not collected yet");
+    net.collect_for_test();
+    assert_eq!(net.wire.len(), 1, "the confirming keepalive");
+    net.wire.clear();
+    assert_eq!(net.count_events(0, is_rekeyed), 2, "A switched");
+    assert_eq!(net.count_events(1, is_rekeyed), 1, "B did not switch");
+    // B sends on the old session; A reads it and confirms again (at most
+    // once a second: the lost keepalive was the first confirmation).
+    net.now = net.now + SEC;
+    let now = net.now;
+    net.nodes[1].manager.send_control(now, b_link, &[probe(99)]).unwrap();
+    net.deliver();
+    assert!(net.messages(0).contains(&probe(99)));
+    assert_eq!(net.count_events(1, is_rekeyed), 2, "B switched on the second confirmation");
+}
