@@ -58,8 +58,7 @@ pub struct Cli {
     /// UDP port for peers and the mesh [default: 9651].
     #[arg(long, value_name = "PORT")]
     pub port: Option<i64>,
-    /// A static peer, udp://[KEY@]HOST:PORT (repeat for several).
-    #[arg(long = "peer", value_name = "URL")]
+    #[arg(long = "peer", value_name = "URL", help = "A static peer, udp://[KEY@]HOST:PORT (repeat for several)")]
     pub peers: Vec<String>,
     /// A static peer's link class, URL=CLASS (fiber, ethernet, wifi, cellular, satellite).
     #[arg(long = "peer-class", value_name = "URL=CLASS")]
@@ -76,8 +75,7 @@ pub struct Cli {
     /// Prometheus /metrics listen address [default: 127.0.0.1:9990].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
-    /// Names /dev/shm/mycelium-<instance> [default: the node's /64 in hex].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = "Names /dev/shm/mycelium-<instance> [default: the node's /64 in hex]")]
     pub instance: Option<String>,
     /// Run without a TUN device (a pure relay) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]

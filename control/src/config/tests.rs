@@ -204,3 +204,31 @@ fn discovery_settings_follow_the_config() {
     let d = config.discovery_config();
     assert_eq!((d.port, d.target_peers, d.lan), (7, 2, false));
 }
+
+#[test]
+fn the_help_text_lists_every_flag() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_long_help().to_string();
+    for flag in [
+        "--config",
+        "--key-file",
+        "--port",
+        "--peer ",
+        "--peer-class",
+        "--tun-name",
+        "--cores",
+        "--api-listen",
+        "--metrics-listen",
+        "--instance",
+        "--no-tun",
+        "--lan-discovery",
+        "--target-peers",
+        "--position",
+        "--log-level",
+        "--log-format",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(help.contains("udp://[KEY@]HOST:PORT"));
+    Cli::command().debug_assert();
+}
