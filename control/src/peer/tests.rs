@@ -136,8 +136,10 @@ fn a_restarted_peer_reconnects_with_new_keys_and_its_old_indexes_are_refused() {
     let (mut net, a_link, b_link) = linked(PeeringConfig::default());
     let now = net.now;
     net.nodes[0].manager.send_control(now, a_link, &[probe(1)]).unwrap();
+    net.nodes[1].manager.send_control(now, b_link, &[probe(2)]).unwrap();
     net.deliver();
-    let old_from_a = net.tap.last().unwrap().clone();
+    let old_from_a = net.tap.iter().rev().find(|(from, _, _)| *from == addr(0)).unwrap().clone();
+    let old_from_b = net.tap.last().unwrap().clone();
     net.run(5 * SEC, SEC);
 
     net.restart(0, a.clone(), PeeringConfig::default(), 77);
@@ -148,7 +150,11 @@ fn a_restarted_peer_reconnects_with_new_keys_and_its_old_indexes_are_refused() {
     assert_eq!(net.count_events(1, is_rekeyed), 1, "B sees new keys on the same link");
     assert_eq!(net.nodes[1].manager.link_at(addr(0)), Some(b_link));
 
-    // B's packets to A's pre-restart index, and a replay of A's old packet.
+    // B's packet to A's pre-restart index: the new A never issued it.
+    net.nodes[0].manager.handle_datagram(net.now, old_from_b.0, &old_from_b.2);
+    assert_eq!(net.nodes[0].manager.drops().get(DropReason::UnknownIndex), 1);
+    // A replay of A's old packet: refused by the replay window, then (the old
+    // session gone after its grace) by its index.
     let before = net.nodes[1].manager.drops().get(DropReason::Replay);
     net.nodes[1].manager.handle_datagram(net.now, old_from_a.0, &old_from_a.2);
     assert_eq!(net.nodes[1].manager.drops().get(DropReason::Replay), before + 1);
@@ -161,7 +167,7 @@ fn a_restarted_peer_reconnects_with_new_keys_and_its_old_indexes_are_refused() {
     net.nodes[1].manager.send_control(now, b_link, &[probe(3)]).unwrap();
     net.deliver();
     assert_eq!(net.messages(1).last(), Some(&probe(2)));
-    assert_eq!(net.messages(0), vec![probe(3)]);
+    assert_eq!(net.messages(0), vec![probe(3)], "the restarted A saw nothing old");
     drop(b);
 }
 
