@@ -41,6 +41,8 @@ pub struct Net {
     pub cut: bool,
     /// Drop this many of the next datagrams.
     pub drop_next: usize,
+    /// Drop every datagram whose type byte is listed.
+    pub drop_types: Vec<u8>,
     /// Drop each datagram with this probability, in percent (seeded by `loss_state`).
     pub loss_percent: u64,
     pub loss_state: u64,
@@ -65,7 +67,17 @@ impl Net {
                 events: Vec::new(),
             })
             .collect();
-        Net { now, nodes, wire: Vec::new(), tap: Vec::new(), cut: false, drop_next: 0, loss_percent: 0, loss_state: 1 }
+        Net {
+            now,
+            nodes,
+            wire: Vec::new(),
+            tap: Vec::new(),
+            cut: false,
+            drop_next: 0,
+            drop_types: Vec::new(),
+            loss_percent: 0,
+            loss_state: 1,
+        }
     }
 
     /// Replaces node `i` with a fresh manager (a restart), same key and address.
@@ -107,6 +119,9 @@ impl Net {
             for (from, to, bytes) in wire {
                 if self.drop_next > 0 {
                     self.drop_next -= 1;
+                    continue;
+                }
+                if bytes.get(1).is_some_and(|t| self.drop_types.contains(t)) {
                     continue;
                 }
                 // splitmix64: deterministic per seed.

@@ -503,3 +503,29 @@ fn a_lost_confirmation_of_a_rekey_is_sent_again_when_the_peer_keeps_the_old_sess
     assert!(net.messages(0).contains(&probe(99)));
     assert_eq!(net.count_events(1, is_rekeyed), 2, "B switched on the second confirmation");
 }
+
+#[test]
+fn a_session_that_cannot_be_rekeyed_expires_and_the_link_goes_down() {
+    let (mut net, _, _) = linked(PeeringConfig::default());
+    net.drop_types = vec![0x03, 0x04]; // handshakes lost, CONTROL still flows
+    net.run(Duration::from_secs(181), SEC);
+    let expired = |e: &PeerEvent| matches!(e, PeerEvent::Down { reason: DownReason::SessionExpired, .. });
+    assert_eq!(net.count_events(0, expired), 1);
+    assert_eq!(net.count_events(1, expired), 1);
+    assert_eq!(net.count_events(0, is_rekeyed), 0);
+}
+
+#[test]
+fn new_inbound_peers_beyond_the_limit_are_refused() {
+    let (a, b) = keys_ordered();
+    let config = PeeringConfig { max_peers: 1, ..PeeringConfig::default() };
+    let mut net = Net::new(vec![a, b, SecretKey::from_bytes([3; 32])], config);
+    let (now, kb) = (net.now, net.nodes[1].key);
+    net.nodes[0].manager.connect(now, addr(1), kb).unwrap();
+    net.nodes[2].manager.connect(now, addr(1), kb).unwrap();
+    net.deliver();
+    assert_eq!(net.count_events(1, is_up), 1);
+    assert_eq!(net.nodes[1].manager.drops().get(DropReason::TooManyPeers), 1);
+    let kc = net.nodes[2].key;
+    assert_eq!(net.nodes[1].manager.connect(now, addr(2), kc), Err(ConnectError::TooManyPeers { max: 1 }));
+}
