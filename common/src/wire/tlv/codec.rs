@@ -6,7 +6,12 @@
 //! [`WireError::BadLength`]. Reserved bytes and unknown flag bits are zero on
 //! emit and ignored on parse. All integers are big-endian.
 
-use super::{ControlMessage, GeoPosition, Hello, Ihu, Probe, ProbeReport, RouteRequest, SeqnoRequest, Update, types};
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::{
+    ControlMessage, GeoPosition, Hello, Ihu, PEER_EXCHANGE_MAX_ENTRIES, PeerEndpoint, PeerExchange, Probe, ProbeReport,
+    RouteRequest, SeqnoRequest, Update, types,
+};
 use crate::address::mask;
 use crate::identity::PublicKey;
 use crate::wire::{WireError, array, read_u16, read_u32, read_u64};
@@ -67,6 +72,16 @@ use crate::wire::{WireError, array, read_u16, read_u32, read_u64};
 /// | the TLV length says (ignored)     |   +-----------------------------------+
 /// +-----------------------------------+   |          bytes (u32)              |
 ///                                         +-----------------------------------+
+///
+/// PeerExchange (type 66), length 50 * n, n = 0..=4 entries, each:
+/// +--------+--------+--------+--------+
+/// |        public key (32 bytes)      |
+/// +-----------------------------------+
+/// | address (16 bytes; IPv4 as        |
+/// | ::ffff:a.b.c.d, read back as IPv4)|
+/// +--------+--------+-----------------+
+/// |      port       |
+/// +--------+--------+
 /// ```
 mod field {
     pub mod hello {
@@ -122,6 +137,12 @@ mod field {
         pub const LAST: usize = 16;
         pub const BYTES: usize = 24;
         pub const LEN: usize = 28;
+    }
+    pub mod peer_exchange {
+        pub const KEY: usize = 0;
+        pub const ADDRESS: usize = 32;
+        pub const PORT: usize = 48;
+        pub const ENTRY_LEN: usize = 50;
     }
 }
 
@@ -338,6 +359,44 @@ impl ProbeReport {
     }
 }
 
+impl PeerExchange {
+    fn parse_value(value: &[u8]) -> Result<Self, WireError> {
+        use field::peer_exchange::*;
+        if !value.len().is_multiple_of(ENTRY_LEN) || value.len() / ENTRY_LEN > PEER_EXCHANGE_MAX_ENTRIES {
+            return Err(WireError::BadLength);
+        }
+        let mut exchange = PeerExchange::new(&[]).ok_or(WireError::BadLength)?;
+        for (slot, entry) in exchange.entries.iter_mut().zip(value.chunks_exact(ENTRY_LEN)) {
+            let v6 = Ipv6Addr::from(array::<16>(entry, ADDRESS));
+            *slot = PeerEndpoint {
+                key: PublicKey::from_bytes(array(entry, KEY)),
+                ip: v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                port: read_u16(entry, PORT),
+            };
+        }
+        // At most PEER_EXCHANGE_MAX_ENTRIES (checked above), so it fits a u8.
+        exchange.len = (value.len() / ENTRY_LEN) as u8;
+        Ok(exchange)
+    }
+
+    fn value_len(&self) -> usize {
+        self.entries().len() * field::peer_exchange::ENTRY_LEN
+    }
+
+    fn emit_value(&self, out: &mut [u8]) {
+        use field::peer_exchange::*;
+        for (entry, out) in self.entries().iter().zip(out.chunks_exact_mut(ENTRY_LEN)) {
+            let v6 = match entry.ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            put(out, KEY, entry.key.as_bytes());
+            put(out, ADDRESS, &v6.octets());
+            put(out, PORT, &entry.port.to_be_bytes());
+        }
+    }
+}
+
 impl ControlMessage {
     /// The TLV type this message is sent as ([`types`]).
     pub const fn tlv_type(&self) -> u8 {
@@ -349,6 +408,7 @@ impl ControlMessage {
             ControlMessage::SeqnoRequest(_) => types::SEQNO_REQUEST,
             ControlMessage::Probe(_) => types::PROBE,
             ControlMessage::ProbeReport(_) => types::PROBE_REPORT,
+            ControlMessage::PeerExchange(_) => types::PEER_EXCHANGE,
         }
     }
 
@@ -364,6 +424,7 @@ impl ControlMessage {
             ControlMessage::SeqnoRequest(m) => field::seqno_request::PREFIX + prefix(m.plen),
             ControlMessage::Probe(m) => field::probe::PADDING + usize::from(m.padding),
             ControlMessage::ProbeReport(_) => field::probe_report::LEN,
+            ControlMessage::PeerExchange(m) => m.value_len(),
         }
     }
 
@@ -393,6 +454,7 @@ impl ControlMessage {
             types::SEQNO_REQUEST => ControlMessage::SeqnoRequest(SeqnoRequest::parse_value(value)?),
             types::PROBE => ControlMessage::Probe(Probe::parse_value(value)?),
             types::PROBE_REPORT => ControlMessage::ProbeReport(ProbeReport::parse_value(value)?),
+            types::PEER_EXCHANGE => ControlMessage::PeerExchange(PeerExchange::parse_value(value)?),
             _ => return Err(WireError::UnknownType),
         })
     }
@@ -409,6 +471,7 @@ impl ControlMessage {
             ControlMessage::SeqnoRequest(m) => m.emit_value(out),
             ControlMessage::Probe(m) => m.emit_value(out),
             ControlMessage::ProbeReport(m) => m.emit_value(out),
+            ControlMessage::PeerExchange(m) => m.emit_value(out),
         }
         Ok(())
     }

@@ -260,3 +260,71 @@ proptest! {
         }
     }
 }
+
+fn endpoint(key_byte: u8, addr: &str) -> PeerEndpoint {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    PeerEndpoint { key: key(key_byte), ip: addr.ip(), port: addr.port() }
+}
+
+#[test]
+fn peer_exchange_emits_its_vector_with_ipv4_mapped_and_parses_back() {
+    let message = ControlMessage::PeerExchange(
+        PeerExchange::new(&[endpoint(0x11, "192.0.2.1:9651"), endpoint(0x22, "[2001:db8::1]:258")]).unwrap(),
+    );
+    let mut v4 = [0u8; 16];
+    v4[10..].copy_from_slice(&[0xff, 0xff, 192, 0, 2, 1]);
+    let mut v6 = [0u8; 16];
+    v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    v6[15] = 1;
+    let bytes = [&[66, 0, 100][..], &[0x11; 32], &v4, &[0x25, 0xb3], &[0x22; 32], &v6, &[0x01, 0x02]].concat();
+    assert_eq!(emit_one(&message), bytes);
+    assert_eq!(parse_one(&bytes), Ok(message));
+    let ControlMessage::PeerExchange(exchange) = parse_one(&bytes).unwrap() else { unreachable!() };
+    assert!(exchange.entries()[0].ip.is_ipv4());
+    assert_eq!(exchange.entries()[1].socket_addr(), "[2001:db8::1]:258".parse::<std::net::SocketAddr>().unwrap());
+}
+
+#[test]
+fn peer_exchange_is_bounded_and_its_length_must_be_whole_entries() {
+    let five = [endpoint(1, "192.0.2.1:1"); 5];
+    assert!(PeerExchange::new(&five).is_none());
+    assert!(PeerExchange::new(&five[..PEER_EXCHANGE_MAX_ENTRIES]).is_some());
+    let value_of = |len: usize| [&[66u8][..], &(len as u16).to_be_bytes(), &vec![0u8; len]].concat();
+    assert_eq!(parse_one(&value_of(0)), Ok(ControlMessage::PeerExchange(PeerExchange::new(&[]).unwrap())));
+    assert_eq!(parse_one(&value_of(49)), Err(WireError::BadLength));
+    assert_eq!(parse_one(&value_of(51)), Err(WireError::BadLength));
+    assert_eq!(parse_one(&value_of(50 * 5)), Err(WireError::BadLength));
+    assert!(parse_one(&value_of(50 * 4)).is_ok());
+}
+
+fn peer_exchange() -> impl Strategy<Value = ControlMessage> {
+    let ip = prop_oneof![
+        any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
+        any::<[u8; 16]>().prop_map(|b| {
+            let v6 = std::net::Ipv6Addr::from(b);
+            v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4)
+        }),
+    ];
+    let entry = (any::<[u8; 32]>(), ip, any::<u16>()).prop_map(|(key, ip, port)| PeerEndpoint {
+        key: PublicKey::from_bytes(key),
+        ip,
+        port,
+    });
+    proptest::collection::vec(entry, 0..=PEER_EXCHANGE_MAX_ENTRIES)
+        .prop_map(|entries| ControlMessage::PeerExchange(PeerExchange::new(&entries).unwrap()))
+}
+
+proptest! {
+    #[test]
+    fn peer_exchange_emit_then_parse_is_identity(message in peer_exchange()) {
+        prop_assert_eq!(parse_one(&emit_one(&message)), Ok(message));
+    }
+
+    #[test]
+    fn any_peer_exchange_value_parses_or_fails_cleanly(value in proptest::collection::vec(any::<u8>(), 0..260)) {
+        let bytes = [&[66u8][..], &(value.len() as u16).to_be_bytes(), &value].concat();
+        if let Ok(message) = parse_one(&bytes) {
+            prop_assert_eq!(parse_one(&emit_one(&message)), Ok(message));
+        }
+    }
+}
