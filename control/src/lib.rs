@@ -10,9 +10,9 @@
 //!   and the link cost, sans-IO.
 //! - [`config`]: myceliumd's TOML file and command-line flags.
 
-pub mod daemon;
-pub mod e2e;
 pub mod config;
+pub mod daemon;
 pub mod discovery;
+pub mod e2e;
 pub mod link;
 pub mod peer;

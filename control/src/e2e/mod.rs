@@ -45,11 +45,7 @@ use tracing::{debug, info};
 
 pub use session::Session;
 
-/// Randomness the manager needs (ephemeral keys, indexes). Injected so tests
-/// are deterministic; the daemon passes the operating system's generator.
-pub trait Entropy {
-    fn fill(&mut self, bytes: &mut [u8]);
-}
+use crate::peer::Entropy;
 
 /// Timers and limits of end-to-end sessions.
 #[derive(Debug, Clone)]
@@ -192,9 +188,7 @@ impl SessionManager {
 
     fn initiate(&mut self, now: Timestamp, wall_ns: u64, peer: PublicKey, rng: &mut dyn Entropy) {
         let index = self.fresh_index(rng);
-        let mut secret = [0u8; 32];
-        rng.fill(&mut secret);
-        let ephemeral = SecretKey::from_bytes(secret);
+        let ephemeral = rng.secret_key();
         let Ok((init, state)) = handshake::initiate(&self.local, peer, ephemeral, index, wall_ns, Purpose::EndToEnd)
         else {
             return; // A low-order peer key: no session is possible.
@@ -218,9 +212,7 @@ impl SessionManager {
 
     fn fresh_index(&mut self, rng: &mut dyn Entropy) -> u32 {
         loop {
-            let mut b = [0u8; 4];
-            rng.fill(&mut b);
-            let index = u32::from_be_bytes(b);
+            let index = rng.next_u32();
             if index != 0 && !self.indexes.contains_key(&index) {
                 return index;
             }

@@ -5,25 +5,12 @@ use mycelium_common::keytable::KeyTableView;
 use mycelium_common::time::Timestamp;
 
 use super::*;
-
-/// A deterministic byte source (xorshift).
-struct TestEntropy(u64);
-
-impl Entropy for TestEntropy {
-    fn fill(&mut self, bytes: &mut [u8]) {
-        for b in bytes {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
-        }
-    }
-}
+use crate::peer::{Entropy, SeededEntropy};
 
 struct Pair {
     a: SessionManager,
     b: SessionManager,
-    rng: TestEntropy,
+    rng: SeededEntropy,
     key_a: PublicKey,
     key_b: PublicKey,
 }
@@ -31,7 +18,7 @@ struct Pair {
 fn pair() -> Pair {
     let (sa, sb) = (SecretKey::from_bytes([1; 32]), SecretKey::from_bytes([2; 32]));
     let (key_a, key_b) = (sa.public_key(), sb.public_key());
-    let mut rng = TestEntropy(0x1234_5678);
+    let mut rng = SeededEntropy::new(0x1234_5678);
     let mut a = SessionManager::new(sa, E2eConfig::default());
     let mut b = SessionManager::new(sb, E2eConfig::default());
     a.handle_epoch(t(0), 1, 11, &mut rng);
