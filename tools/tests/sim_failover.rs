@@ -8,12 +8,14 @@ use std::time::Duration;
 use mycelium_tools::sim::{Sim, SimConfig, Topology};
 use support::*;
 
-/// n0 - n1 directly (link 0, 10 ms), and n0 - n2 - n1 (links 1 and 2).
+/// n0 - n1 directly (link 0, 10 ms), and n0 - n2 - n1 (links 1 and 2),
+/// all carrying data (so the links send fast hellos and detect silence in
+/// 300 ms, as active links do).
 fn triangle() -> Topology {
     let mut t = Topology::new(3);
-    t.link(0, 1, fiber(10));
-    t.link(0, 2, fiber(10));
-    t.link(2, 1, fiber(10));
+    t.link(0, 1, fiber(10).traffic(100_000_000));
+    t.link(0, 2, fiber(10).traffic(100_000_000));
+    t.link(2, 1, fiber(10).traffic(100_000_000));
     t
 }
 
@@ -84,6 +86,7 @@ fn twenty_percent_rtt_jitter_for_30_minutes_causes_at_most_6_route_changes_per_d
     let mut t = Topology::random_mesh(12, 4, 20, 21);
     for l in &mut t.links {
         l.props.jitter = 0.2;
+        l.props.traffic_bps = Some(50_000_000);
     }
     let mut sim = Sim::new(t, SimConfig { seed: 21, ..SimConfig::default() });
     sim.run_until(secs(30));

@@ -5,6 +5,7 @@
 mod support;
 
 use mycelium_common::wire::tlv::{ControlMessage, Update};
+use mycelium_control::link::LinkClass;
 use mycelium_tools::sim::{LinkProps, Loss, Sim, SimConfig, Topology};
 use support::*;
 
@@ -19,7 +20,7 @@ fn converged(topology: Topology, seed: u64, run: std::time::Duration) -> Sim {
 #[test]
 fn two_fibre_hops_of_10_ms_beat_one_satellite_hop_of_600_ms() {
     let mut t = Topology::new(3);
-    t.link(0, 2, fiber(600)); // satellite, one-way latency 600 ms
+    t.link(0, 2, fiber(600).class(LinkClass::Satellite)); // one-way latency 600 ms
     t.link(0, 1, fiber(10));
     t.link(1, 2, fiber(10));
     let sim = converged(t, 1, secs(30));
@@ -29,9 +30,11 @@ fn two_fibre_hops_of_10_ms_beat_one_satellite_hop_of_600_ms() {
 
 #[test]
 fn a_clean_link_beats_a_link_with_5_percent_loss_at_two_thirds_of_its_latency() {
+    // Both carry data, so hellos go at the fast pace and the 16-hello loss
+    // window fills in about a second (an idle link takes a minute).
     let mut t = Topology::new(2);
-    t.link(0, 1, fiber(20).loss(Loss::Random(0.05)));
-    let clean = t.link(0, 1, fiber(30));
+    t.link(0, 1, fiber(20).loss(Loss::Random(0.05)).traffic(10_000_000));
+    let clean = t.link(0, 1, fiber(30).traffic(10_000_000));
     let sim = converged(t, 2, secs(30));
     assert_eq!(sim.next_link(0, 1), Some(clean));
     assert_eq!(sim.next_link(1, 0), Some(clean));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mycelium_common::time::Timestamp;
 use mycelium_common::wire::tlv::ControlMessage;
+use mycelium_control::link::LinkClass;
 
 use super::rng::Rng;
 
@@ -54,12 +55,27 @@ pub struct LinkProps {
     pub bandwidth_bps: Option<u64>,
     /// `(at, up)`: the link goes up or down (silent both ways) at `at`.
     pub schedule: Vec<(Duration, bool)>,
+    /// What the link measurement is told the link is (its cost bias and
+    /// capacity prior).
+    pub class: LinkClass,
+    /// Emulated data traffic, reported to both ends' link measurement as
+    /// byte counters (it keeps the link in fast-hello mode). Counters only:
+    /// no data packets cross the emulated link.
+    pub traffic_bps: Option<u64>,
 }
 
 impl LinkProps {
     /// A clean, unlimited link with this one-way delay.
     pub fn with_delay(delay: Duration) -> Self {
-        LinkProps { delay, jitter: 0.0, loss: Loss::None, bandwidth_bps: None, schedule: Vec::new() }
+        LinkProps {
+            delay,
+            jitter: 0.0,
+            loss: Loss::None,
+            bandwidth_bps: None,
+            schedule: Vec::new(),
+            class: LinkClass::Fiber,
+            traffic_bps: None,
+        }
     }
 
     pub fn jitter(mut self, jitter: f64) -> Self {
@@ -74,6 +90,16 @@ impl LinkProps {
 
     pub fn bandwidth(mut self, bps: u64) -> Self {
         self.bandwidth_bps = Some(bps);
+        self
+    }
+
+    pub fn class(mut self, class: LinkClass) -> Self {
+        self.class = class;
+        self
+    }
+
+    pub fn traffic(mut self, bps: u64) -> Self {
+        self.traffic_bps = Some(bps);
         self
     }
 

@@ -1,7 +1,8 @@
 //! A deterministic mesh simulator for the route engine.
 //!
-//! N nodes, each a composition of the sans-IO [`Router`] and one link
-//! monitor per link ([`node::SimNode`]), joined by emulated links (delay,
+//! N nodes, each a composition of the sans-IO [`Router`] and one sans-IO
+//! link measurement engine per link ([`node::SimNode`]; real Hello/IHU
+//! exchanges and probe trains over the emulated links), joined by emulated links (delay,
 //! jitter, random and Gilbert-Elliott loss, bandwidth, up/down schedules;
 //! [`link`]). Simulated time advances through a priority queue of events
 //! (packet deliveries, node timers, link state changes), so a simulated
@@ -12,9 +13,6 @@
 //! and the run panics if a node is visited twice: loop freedom is checked
 //! at every instant, not just at the end.
 //!
-//! Link costs come from a TEMPORARY monitor ([`monitor`]) until the link
-//! measurement engine is merged; see there for the cost function.
-//!
 //! ```text
 //! let mut sim = Sim::new(Topology::square(LinkProps::with_delay(ms(10))), SimConfig::default());
 //! sim.run_until(Duration::from_secs(10));
@@ -24,13 +22,11 @@
 //! [`Router`]: mycelium_control::routing::Router
 
 pub mod link;
-pub mod monitor;
 pub mod node;
 pub mod rng;
 pub mod topology;
 pub mod world;
 
 pub use link::{LinkProps, Loss};
-pub use monitor::{MonitorConfig, temporary_cost};
 pub use topology::Topology;
 pub use world::{Sim, SimConfig, node_key};

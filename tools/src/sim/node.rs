@@ -1,17 +1,27 @@
-//! One simulated node: the route engine plus one link monitor per link,
-//! composed the way the control daemon will compose them. The node routes
-//! hellos and IHUs to the link's monitor, everything else to the router,
-//! feeds monitor cost changes to the router, and drains the router.
+//! One simulated node: the route engine plus one link measurement engine
+//! ([`Link`]) per link, composed the way the control daemon composes them.
+//! The node hands hellos, IHUs, probes and probe reports to the link they
+//! came over and everything else to the router, turns link events into
+//! [`Router::handle_neighbour`] calls, and drains both.
+//!
+//! Data traffic is emulated by counters only: a link with
+//! `LinkProps::traffic_bps` reports growing byte counters to its `Link`
+//! every 100 ms (which keeps it in the active, fast-hello mode), but no data
+//! packets travel through the emulated link.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mycelium_common::identity::PublicKey;
 use mycelium_common::time::Timestamp;
-use mycelium_common::wire::tlv::ControlMessage;
+use mycelium_common::wire::tlv::{ControlMessage, METRIC_INFINITY};
+use mycelium_control::link::{Link, LinkConfig, LinkEvent};
 use mycelium_control::routing::{Destination, LinkId, Router, RouterConfig, RouterEvent};
 
-use super::monitor::{LinkMonitor, MonitorConfig};
+use super::link::message_size;
+
+/// How often emulated traffic counters are reported.
+const TRAFFIC_TICK: Duration = Duration::from_millis(100);
 
 /// What one input produced: messages per link and router events.
 #[derive(Debug, Default)]
@@ -23,7 +33,10 @@ pub struct Outputs {
 #[derive(Debug)]
 struct NodeLink {
     neighbour: PublicKey,
-    monitor: LinkMonitor,
+    link: Link,
+    traffic_bps: Option<u64>,
+    traffic_bytes: u64,
+    next_traffic: Timestamp,
 }
 
 /// A node of the simulation.
@@ -42,49 +55,57 @@ impl SimNode {
         SimNode { key, router: Router::new(now, key, config), links: BTreeMap::new(), up: true, engine_cpu: Duration::ZERO }
     }
 
-    /// Attaches a link to `neighbour`, measured with `monitor`.
-    pub fn add_link(&mut self, now: Timestamp, link: LinkId, neighbour: PublicKey, config: MonitorConfig, loss: f64, bandwidth_bps: Option<u64>) {
-        self.links.insert(link, NodeLink { neighbour, monitor: LinkMonitor::new(now, config, loss, bandwidth_bps) });
+    /// Attaches a link to `neighbour`, measured by a [`Link`] with `config`.
+    pub fn add_link(&mut self, now: Timestamp, id: LinkId, neighbour: PublicKey, config: LinkConfig, traffic_bps: Option<u64>) {
+        let nl = NodeLink { neighbour, link: Link::new(now, config), traffic_bps, traffic_bytes: 0, next_traffic: now };
+        self.links.insert(id, nl);
     }
 
-    /// A packet (a batch of control messages) arrived on `link`.
-    pub fn receive(&mut self, now: Timestamp, link: LinkId, msgs: &[ControlMessage], out: &mut Outputs) {
-        let Some(nl) = self.links.get_mut(&link) else { return };
-        let mut replies = Vec::new();
+    /// The measurement engine of one link.
+    pub fn link(&self, id: LinkId) -> Option<&Link> {
+        self.links.get(&id).map(|l| &l.link)
+    }
+
+    /// A packet (a batch of control messages) arrived on `id`.
+    pub fn receive(&mut self, now: Timestamp, id: LinkId, msgs: &[ControlMessage], out: &mut Outputs) {
+        let Some(nl) = self.links.get_mut(&id) else { return };
         let mut for_router = Vec::new();
         for msg in msgs {
             match msg {
-                ControlMessage::Hello(h) => nl.monitor.handle_hello(now, h, &mut replies),
-                ControlMessage::Ihu(i) => nl.monitor.handle_ihu(now, i),
-                ControlMessage::Probe(_) | ControlMessage::ProbeReport(_) => {}
-                _ => for_router.push(*msg),
+                ControlMessage::Hello(h) => nl.link.handle_hello(now, h),
+                ControlMessage::Ihu(i) => nl.link.handle_ihu(now, i),
+                ControlMessage::Probe(p) => nl.link.handle_probe(now, p, message_size(msg)),
+                ControlMessage::ProbeReport(r) => nl.link.handle_probe_report(now, r),
+                ControlMessage::Update(_) | ControlMessage::RouteRequest(_) | ControlMessage::SeqnoRequest(_) => {
+                    for_router.push(*msg)
+                }
             }
         }
-        if !replies.is_empty() {
-            out.packets.entry(link).or_default().extend(replies);
-        }
-        self.sync_link(now, link);
+        self.sync_link(now, id, out);
         let started = Instant::now();
         for msg in &for_router {
-            self.router.handle_message(now, link, msg);
+            self.router.handle_message(now, id, msg);
         }
         self.engine_cpu += started.elapsed();
         self.drain(out);
     }
 
-    /// Runs monitor and router timers that are due.
+    /// Runs link and router timers that are due.
     pub fn timeout(&mut self, now: Timestamp, out: &mut Outputs) {
-        let links: Vec<LinkId> = self.links.keys().copied().collect();
-        for link in links {
-            let Some(nl) = self.links.get_mut(&link) else { continue };
-            if nl.monitor.next_timeout() <= now {
-                let mut msgs = Vec::new();
-                nl.monitor.handle_timeout(now, &mut msgs);
-                if !msgs.is_empty() {
-                    out.packets.entry(link).or_default().extend(msgs);
-                }
-                self.sync_link(now, link);
+        let ids: Vec<LinkId> = self.links.keys().copied().collect();
+        for id in ids {
+            let Some(nl) = self.links.get_mut(&id) else { continue };
+            if let Some(bps) = nl.traffic_bps
+                && now >= nl.next_traffic
+            {
+                nl.traffic_bytes += bps / 8 * TRAFFIC_TICK.as_millis() as u64 / 1000;
+                nl.link.handle_traffic(now, nl.traffic_bytes, nl.traffic_bytes);
+                nl.next_traffic = now + TRAFFIC_TICK;
             }
+            if nl.link.poll_timeout() <= now {
+                nl.link.handle_timeout(now);
+            }
+            self.sync_link(now, id, out);
         }
         if self.router.poll_timeout() <= now {
             let started = Instant::now();
@@ -94,12 +115,24 @@ impl SimNode {
         self.drain(out);
     }
 
-    /// Tells the router about a change of the link's cost or state.
-    fn sync_link(&mut self, now: Timestamp, link: LinkId) {
-        let Some(nl) = self.links.get_mut(&link) else { return };
-        if let Some((cost, smoothed)) = nl.monitor.poll_cost() {
+    /// Sends what the link wants sent and tells the router about link
+    /// state and cost changes.
+    fn sync_link(&mut self, now: Timestamp, id: LinkId, out: &mut Outputs) {
+        let Some(nl) = self.links.get_mut(&id) else { return };
+        while let Some(msg) = nl.link.poll_transmit(now) {
+            out.packets.entry(id).or_default().push(msg);
+        }
+        let mut report = None;
+        while let Some(event) = nl.link.poll_event() {
+            match event {
+                LinkEvent::Down => report = Some((METRIC_INFINITY, METRIC_INFINITY)),
+                LinkEvent::CostChanged { cost, smoothed } => report = Some((cost, smoothed)),
+                LinkEvent::Up | LinkEvent::Implausible { .. } => {}
+            }
+        }
+        if let Some((cost, smoothed)) = report {
             let started = Instant::now();
-            self.router.handle_neighbour(now, link, nl.neighbour, cost, smoothed);
+            self.router.handle_neighbour(now, id, nl.neighbour, cost, smoothed);
             self.engine_cpu += started.elapsed();
         }
     }
@@ -108,11 +141,11 @@ impl SimNode {
         let started = Instant::now();
         while let Some(t) = self.router.poll_transmit() {
             match t.to {
-                Destination::Link(link) => out.packets.entry(link).or_default().push(t.msg),
+                Destination::Link(id) => out.packets.entry(id).or_default().push(t.msg),
                 Destination::AllLinks => {
-                    for (link, nl) in &self.links {
-                        if nl.monitor.is_up() {
-                            out.packets.entry(*link).or_default().push(t.msg);
+                    for (id, nl) in &self.links {
+                        if nl.link.is_up() {
+                            out.packets.entry(*id).or_default().push(t.msg);
                         }
                     }
                 }
@@ -126,7 +159,14 @@ impl SimNode {
 
     /// When this node next has timer work.
     pub fn next_wake(&self) -> Timestamp {
-        self.links.values().map(|l| l.monitor.next_timeout()).fold(self.router.poll_timeout(), Timestamp::min)
+        let mut t = self.router.poll_timeout();
+        for nl in self.links.values() {
+            t = t.min(nl.link.poll_timeout());
+            if nl.traffic_bps.is_some() {
+                t = t.min(nl.next_traffic);
+            }
+        }
+        t
     }
 
     /// The links of this node.

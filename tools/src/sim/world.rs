@@ -10,10 +10,10 @@ use mycelium_common::address::Subnet;
 use mycelium_common::identity::PublicKey;
 use mycelium_common::time::Timestamp;
 use mycelium_common::wire::tlv::ControlMessage;
+use mycelium_control::link::LinkConfig;
 use mycelium_control::routing::{LinkId, RouteTable, Router, RouterConfig, RouterEvent};
 
 use super::link::{PACKET_OVERHEAD, SimLink, message_size};
-use super::monitor::MonitorConfig;
 use super::node::{Outputs, SimNode};
 use super::rng::Rng;
 use super::topology::Topology;
@@ -22,16 +22,17 @@ use super::topology::Topology;
 const MESSAGES_PER_PACKET: usize = 24;
 
 /// Settings of a simulation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SimConfig {
     pub seed: u64,
     pub router: RouterConfig,
-    pub monitor: MonitorConfig,
+    /// Link measurement settings; each link's class comes from its props.
+    pub link: LinkConfig,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { seed: 1, router: RouterConfig::default(), monitor: MonitorConfig::default() }
+        SimConfig { seed: 1, router: RouterConfig::default(), link: LinkConfig::default() }
     }
 }
 
@@ -88,6 +89,9 @@ pub struct Sim {
     pub last_route_change: Timestamp,
     /// Updates ignored because of prefix ownership, over all nodes.
     pub hijacks_ignored: u64,
+    /// Wakes whose node still had work due at the same instant (should
+    /// stay 0; such a node is woken again 1 ms later).
+    pub stuck_wakes: u64,
 }
 
 /// The key of node `i` in a simulation seeded with `seed`.
@@ -124,14 +128,15 @@ impl Sim {
             loop_checks: 0,
             last_route_change: start,
             hijacks_ignored: 0,
+            stuck_wakes: 0,
             nodes: Vec::new(),
         };
         for (i, spec) in topology.links.into_iter().enumerate() {
             let id = LinkId(i as u32);
             let (ka, kb) = (nodes[spec.a].key, nodes[spec.b].key);
-            let loss = spec.props.loss.mean();
-            nodes[spec.a].add_link(start, id, kb, config.monitor, loss, spec.props.bandwidth_bps);
-            nodes[spec.b].add_link(start, id, ka, config.monitor, loss, spec.props.bandwidth_bps);
+            let link_config = LinkConfig { class: spec.props.class.clone(), ..config.link.clone() };
+            nodes[spec.a].add_link(start, id, kb, link_config.clone(), spec.props.traffic_bps);
+            nodes[spec.b].add_link(start, id, ka, link_config, spec.props.traffic_bps);
             for &(at, up) in &spec.props.schedule {
                 sim.push(start + at, Event::LinkState { link: i, up });
             }
@@ -139,7 +144,7 @@ impl Sim {
         }
         sim.nodes = nodes;
         for i in 0..n {
-            sim.reschedule(i);
+            sim.reschedule(i, false);
         }
         sim
     }
@@ -149,11 +154,16 @@ impl Sim {
         self.queue.push(Reverse(Scheduled { at, seq: self.seq, event }));
     }
 
-    fn reschedule(&mut self, node: usize) {
+    fn reschedule(&mut self, node: usize, woken: bool) {
         if !self.nodes[node].up {
             return;
         }
-        let at = self.nodes[node].next_wake().max(self.now);
+        let mut at = self.nodes[node].next_wake().max(self.now);
+        if woken && at <= self.now {
+            // A timer that does not move forward: never spin in place.
+            self.stuck_wakes += 1;
+            at = self.now + Duration::from_millis(1);
+        }
         if at != self.wake[node].0 {
             let generation = self.wake[node].1 + 1;
             self.wake[node] = (at, generation);
@@ -205,6 +215,7 @@ impl Sim {
     fn dispatch(&mut self, event: Event) {
         self.events += 1;
         let mut out = Outputs::default();
+        let mut woken = false;
         let node = match event {
             Event::Deliver { link, to, msgs } => {
                 if !self.nodes[to].up {
@@ -218,6 +229,7 @@ impl Sim {
                     return;
                 }
                 self.wake[node].0 = Timestamp::ZERO;
+                woken = true;
                 self.nodes[node].timeout(self.now, &mut out);
                 node
             }
@@ -239,14 +251,19 @@ impl Sim {
                 RouterEvent::HijackIgnored { .. } => self.hijacks_ignored += 1,
             }
         }
-        self.reschedule(node);
+        self.reschedule(node, woken);
     }
 
     fn send(&mut self, from: usize, packets: BTreeMap<LinkId, Vec<ControlMessage>>) {
         for (link, msgs) in packets {
             let l = link.0 as usize;
             let to = self.links[l].other(from);
-            for chunk in msgs.chunks(MESSAGES_PER_PACKET) {
+            // Probes travel one per packet (their spacing is the measurement);
+            // everything else is packed like Babel packs TLVs.
+            let (probes, rest): (Vec<ControlMessage>, Vec<ControlMessage>) =
+                msgs.into_iter().partition(|m| matches!(m, ControlMessage::Probe(_)));
+            let chunks = probes.chunks(1).chain(rest.chunks(MESSAGES_PER_PACKET));
+            for chunk in chunks {
                 let bytes = PACKET_OVERHEAD + chunk.iter().map(message_size).sum::<usize>();
                 if let Some(at) = self.links[l].transmit(self.now, from, bytes) {
                     self.push(at, Event::Deliver { link: l, to, msgs: chunk.to_vec() });
