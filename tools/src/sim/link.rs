@@ -65,13 +65,15 @@ pub struct LinkProps {
 }
 
 impl LinkProps {
-    /// A clean, unlimited link with this one-way delay.
+    /// A clean 1 Gbit/s fiber link with this one-way delay. (An unlimited
+    /// link, `bandwidth_bps: None`, delivers a probe train with zero
+    /// dispersion, which the link measurement cannot use and keeps retrying.)
     pub fn with_delay(delay: Duration) -> Self {
         LinkProps {
             delay,
             jitter: 0.0,
             loss: Loss::None,
-            bandwidth_bps: None,
+            bandwidth_bps: Some(1_000_000_000),
             schedule: Vec::new(),
             class: LinkClass::Fiber,
             traffic_bps: None,

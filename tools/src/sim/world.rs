@@ -92,6 +92,9 @@ pub struct Sim {
     /// Wakes whose node still had work due at the same instant (should
     /// stay 0; such a node is woken again 1 ms later).
     pub stuck_wakes: u64,
+    /// Packets delivered, and of those, packets carrying probes.
+    pub packets_delivered: u64,
+    pub probe_packets: u64,
 }
 
 /// The key of node `i` in a simulation seeded with `seed`.
@@ -129,6 +132,8 @@ impl Sim {
             last_route_change: start,
             hijacks_ignored: 0,
             stuck_wakes: 0,
+            packets_delivered: 0,
+            probe_packets: 0,
             nodes: Vec::new(),
         };
         for (i, spec) in topology.links.into_iter().enumerate() {
@@ -220,6 +225,10 @@ impl Sim {
             Event::Deliver { link, to, msgs } => {
                 if !self.nodes[to].up {
                     return;
+                }
+                self.packets_delivered += 1;
+                if matches!(msgs.first(), Some(ControlMessage::Probe(_))) {
+                    self.probe_packets += 1;
                 }
                 self.nodes[to].receive(self.now, LinkId(link as u32), &msgs, &mut out);
                 to
