@@ -58,6 +58,16 @@ impl Router {
             adv_metric: u.metric,
             expires: now + self.config.expiry(u.interval_cs),
         };
+        // The common case, a periodic refresh of an unchanged feasible
+        // route: only its expiry moves, so selection cannot change.
+        if feasible
+            && existing.is_some_and(|e| (e.router_id, e.seqno, e.adv_metric) == (u.router_id, u.seqno, u.metric))
+        {
+            if let Some(state) = self.prefixes.get_mut(&prefix) {
+                state.upsert(route);
+            }
+            return;
+        }
         if !feasible {
             self.stats.updates_unfeasible += 1;
             //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.4
