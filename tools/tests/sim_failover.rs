@@ -101,7 +101,10 @@ fn twenty_percent_rtt_jitter_for_30_minutes_causes_at_most_6_route_changes_per_d
         worst = worst.max(per_dest);
         total += (0..n).map(|src| sim.route_changes(src, dest)).sum::<u32>();
     }
-    println!("calm: {total} route changes over 30 min in {n} nodes; worst node/destination pair: {worst}; events {}", sim.events);
+    println!(
+        "calm: {total} route changes over 30 min in {n} nodes; worst node/destination pair: {worst}; events {}",
+        sim.events
+    );
     assert!(worst <= 6, "worst pair changed route {worst} times");
     assert!(sim.all_pairs_reachable());
     sim.check_all_loops();

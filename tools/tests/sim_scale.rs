@@ -65,7 +65,8 @@ fn converge(n: usize, degree: usize, seed: u64) -> Sim {
 
 fn report_memory(sim: Sim) {
     let n = sim.nodes().len();
-    let (routes, sources): (usize, usize) = sim.nodes().iter().map(|n| n.router.sizes()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (routes, sources): (usize, usize) =
+        sim.nodes().iter().map(|n| n.router.sizes()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let routers = sim.into_routers();
     let with = LIVE.load(Ordering::Relaxed);
     drop(routers);

@@ -41,6 +41,11 @@
 //! has been up for `neighbour_hold` (2 s). A lost route is replaced at once
 //! by the best feasible alternative.
 
+// RFC citations: `//= <url>#section-X` names the section a piece of code
+// implements; the `//~` lines under it paraphrase the requirement. They are
+// not verbatim (s2n-quic's `//#`): no copy of RFC 8966 was reachable when
+// this was written, so they should be swapped for exact quotes.
+
 mod config;
 mod requests;
 mod router;

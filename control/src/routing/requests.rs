@@ -37,8 +37,8 @@ impl Router {
     pub(super) fn on_route_request(&mut self, now: Timestamp, from: LinkId, r: &RouteRequest) {
         let to = Destination::Link(from);
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.1.1
-        //# When a node receives a route request for a given prefix, it checks its
-        //# route table for a selected route to this exact prefix.
+        //~ When a node receives a route request for a given prefix, it checks its
+        //~ route table for a selected route to this exact prefix.
         if r.plen == 0 && r.prefix == [0; 16] {
             self.send_dump(now, to);
             return;
@@ -52,8 +52,8 @@ impl Router {
         } else if let Some(sel) = self.selected_route(&prefix) {
             self.send_update(now, to, prefix, sel.router_id, sel.seqno, sel.metric);
         } else if let Some(adv) = self.prefixes.get(&prefix).and_then(|s| s.advertised) {
-            //# If such a route does not exist, it MUST send a retraction for that
-            //# prefix.
+            //~ If such a route does not exist, it MUST send a retraction for that
+            //~ prefix.
             self.send_update(now, to, prefix, adv.router_id, adv.seqno, METRIC_INFINITY);
         }
     }
@@ -64,9 +64,9 @@ impl Router {
             return;
         };
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.1.2
-        //# If the requested router-id is the node's own router-id, and the
-        //# requested seqno is strictly greater (modulo 2^16) than the node's own
-        //# seqno, the node MUST increase its seqno
+        //~ If the requested router-id is the node's own router-id, and the
+        //~ requested seqno is strictly greater (modulo 2^16) than the node's own
+        //~ seqno, the node MUST increase its seqno
         if prefix == self.local_prefix && r.router_id == self.local_key {
             if seqno::greater(r.seqno, self.seqno) {
                 self.seqno = r.seqno;
@@ -80,13 +80,13 @@ impl Router {
         if let Some(sel) = selected
             && (sel.router_id != r.router_id || seqno::greater_or_equal(sel.seqno, r.seqno))
         {
-            //# If the node has a selected route that satisfies the request,
-            //# it SHOULD send an update
+            //~ If the node has a selected route that satisfies the request,
+            //~ it SHOULD send an update
             self.send_update(now, Destination::Link(from), prefix, sel.router_id, sel.seqno, sel.metric);
             return;
         }
-        //# Otherwise, if the hop count is 2 or more, the node SHOULD forward
-        //# the request
+        //~ Otherwise, if the hop count is 2 or more, the node SHOULD forward
+        //~ the request
         if r.hop_count < 2 {
             return;
         }
@@ -161,8 +161,8 @@ impl Router {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.2.1
-    //# If the node does not receive a reply
-    //# to a seqno request, it MAY resend it
+    //~ If the node does not receive a reply
+    //~ to a seqno request, it MAY resend it
     /// Resends unsatisfied requests of our own; forgets the rest.
     pub(super) fn run_requests(&mut self, now: Timestamp) {
         let due: Vec<((Subnet, PublicKey), PendingRequest)> =

@@ -133,8 +133,8 @@ impl Router {
         let held_until = if returning { now + self.config.neighbour_hold } else { now };
         self.neighbours.insert(link, Neighbour { key, cost, smoothed, held_until, released: !returning });
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.1
-        //# When a node receives a wildcard route request, it SHOULD send a
-        //# full route table dump.
+        //~ When a node receives a wildcard route request, it SHOULD send a
+        //~ full route table dump.
         // A new neighbour knows nothing: give it the full table at once
         // rather than waiting for the next periodic update (it does the same).
         self.send_dump(now, Destination::Link(link));
@@ -185,7 +185,7 @@ impl Router {
     /// garbage collection, request resends, the end of neighbour holds.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.7.1
-        //# Every node periodically sends full routing table dumps.
+        //~ Every node periodically sends full routing table dumps.
         if now >= self.next_periodic {
             self.send_dump(now, Destination::AllLinks);
             self.next_periodic = now + self.config.update_interval;
@@ -213,8 +213,8 @@ impl Router {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.5
-    //# When a route's expiry timer triggers, the behaviour depends on whether
-    //# the route's metric is finite.
+    //~ When a route's expiry timer triggers, the behaviour depends on whether
+    //~ the route's metric is finite.
     fn expire_routes(&mut self, now: Timestamp) {
         let mut affected = Vec::new();
         for (prefix, state) in &mut self.prefixes {
@@ -319,8 +319,8 @@ impl Router {
         match (new, advertised) {
             (Some(r), adv) => {
                 //= https://www.rfc-editor.org/rfc/rfc8966#section-3.7.2
-                //# A node SHOULD send triggered updates when there is a change in
-                //# the router-id for a given prefix
+                //~ A node SHOULD send triggered updates when there is a change in
+                //~ the router-id for a given prefix
                 let significant = match adv {
                     None => true,
                     Some(a) => {
@@ -336,11 +336,11 @@ impl Router {
             }
             (None, Some(a)) if a.metric != METRIC_INFINITY => {
                 //= https://www.rfc-editor.org/rfc/rfc8966#section-3.7.2
-                //# a node SHOULD send a triggered update when a route is retracted
+                //~ a node SHOULD send a triggered update when a route is retracted
                 self.send_update(now, Destination::AllLinks, prefix, a.router_id, a.seqno, METRIC_INFINITY);
                 //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.2.1
-                //# When a route is retracted or expires, a node SHOULD send a
-                //# seqno request
+                //~ When a route is retracted or expires, a node SHOULD send a
+                //~ seqno request
                 self.request_seqno(now, prefix, a.router_id, Destination::AllLinks);
             }
             _ => {}

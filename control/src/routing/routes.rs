@@ -107,7 +107,7 @@ impl PrefixState {
             return None;
         }
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.6
-        //# Route selection MUST NOT select a route that is unfeasible
+        //~ Route selection MUST NOT select a route that is unfeasible
         if !sources.is_feasible(prefix, &route.router_id, route.seqno, route.adv_metric) {
             return None;
         }
@@ -156,8 +156,8 @@ impl PrefixState {
             }
         }
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.6
-        //# it is important that route selection should not oscillate
-        //# unnecessarily
+        //~ it is important that route selection should not oscillate
+        //~ unnecessarily
         let Some(current) = current else { return best };
         match best_unheld {
             Some(c) if c.link != current.link && beats(&c, &current, config) => Some(c),

@@ -1,10 +1,10 @@
 //! Babel's 16-bit modular sequence numbers.
 
 //= https://www.rfc-editor.org/rfc/rfc8966#section-3.2.1
-//# Given two sequence numbers s1 and s2, the relation s1 is less than s2
-//# (s1 <_(modulo 2^16) s2) is defined by
-//#
-//# s1 <_(modulo 2^16) s2 if and only if 0 < ((s2 - s1) MOD 2^16) < 32768
+//~ Given two sequence numbers s1 and s2, the relation s1 is less than s2
+//~ (s1 <_(modulo 2^16) s2) is defined by
+//~
+//~ s1 <_(modulo 2^16) s2 if and only if 0 < ((s2 - s1) MOD 2^16) < 32768
 
 /// `a` is strictly older than `b`, modulo 2^16.
 pub fn less(a: u16, b: u16) -> bool {

@@ -41,15 +41,15 @@ impl SourceTable {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.1
-    //# Given a source table, a received update with seqno s and metric m is
-    //# feasible when either it is a retraction (its metric is infinite), or
-    //# there is no entry in the source table for the source of the update,
-    //# or an entry (prefix, plen, router-id, seqno', metric') exists in the
-    //# source table, and either
-    //#
-    //# *  s > seqno' (modulo 2^16), or
-    //#
-    //# *  s = seqno' and m < metric'.
+    //~ Given a source table, a received update with seqno s and metric m is
+    //~ feasible when either it is a retraction (its metric is infinite), or
+    //~ there is no entry in the source table for the source of the update,
+    //~ or an entry (prefix, plen, router-id, seqno', metric') exists in the
+    //~ source table, and either
+    //~
+    //~ *  s > seqno' (modulo 2^16), or
+    //~
+    //~ *  s = seqno' and m < metric'.
     /// Whether an advertisement `(seqno, metric)` of `(prefix, router_id)` is
     /// feasible.
     pub fn is_feasible(&self, prefix: &Subnet, router_id: &PublicKey, seqno: u16, metric: u16) -> bool {
@@ -63,8 +63,8 @@ impl SourceTable {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.7.3
-    //# Every time an update is sent for a given prefix
-    //# with a finite metric, the source table is updated
+    //~ Every time an update is sent for a given prefix
+    //~ with a finite metric, the source table is updated
     /// Records that this node has just advertised `(seqno, metric)`.
     pub fn record_advertised(&mut self, now: Timestamp, prefix: Subnet, router_id: PublicKey, seqno: u16, metric: u16) {
         if metric == METRIC_INFINITY {
@@ -88,8 +88,8 @@ impl SourceTable {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.2.5
-    //# If the garbage-collection timer for a source expires, the entry is
-    //# removed from the source table.
+    //~ If the garbage-collection timer for a source expires, the entry is
+    //~ removed from the source table.
     /// Forgets sources not refreshed since `cutoff`.
     pub fn collect_garbage(&mut self, cutoff: Timestamp) {
         self.entries.retain(|_, s| s.refreshed >= cutoff);

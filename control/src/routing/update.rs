@@ -39,7 +39,7 @@ impl Router {
         let existing = self.prefixes.get(&prefix).and_then(|s| s.route(from)).copied();
 
         //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.4
-        //# If the metric field of the update is infinite (a retraction)
+        //~ If the metric field of the update is infinite (a retraction)
         if u.metric == METRIC_INFINITY {
             if existing.is_some() {
                 if let Some(state) = self.prefixes.get_mut(&prefix) {
@@ -71,9 +71,9 @@ impl Router {
         if !feasible {
             self.stats.updates_unfeasible += 1;
             //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.4
-            //# If no entry exists in the route table for
-            //# this neighbour and prefix, and the update is unfeasible,
-            //# then the update is ignored.
+            //~ If no entry exists in the route table for
+            //~ this neighbour and prefix, and the update is unfeasible,
+            //~ then the update is ignored.
             if existing.is_some() {
                 // The entry takes the new values and, being unfeasible, is
                 // unselected by the refresh below: stricter than keeping
@@ -97,9 +97,9 @@ impl Router {
     }
 
     //= https://www.rfc-editor.org/rfc/rfc8966#section-3.8.2.2
-    //# a node SHOULD send a unicast seqno request
-    //# when it receives an unfeasible update for a route that is currently
-    //# selected
+    //~ a node SHOULD send a unicast seqno request
+    //~ when it receives an unfeasible update for a route that is currently
+    //~ selected
     /// An unfeasible update that would be better than what we have (or
     /// would end a starvation) asks its sender for a newer seqno.
     fn request_for_unfeasible(&mut self, now: Timestamp, from: LinkId, prefix: Subnet, u: &Update, metric: u16) {

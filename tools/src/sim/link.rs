@@ -22,7 +22,12 @@ pub enum Loss {
     /// Gilbert-Elliott: a good and a bad state; `p` = P(good -> bad) and
     /// `r` = P(bad -> good) per packet; loss probability `k` in the good
     /// state and `h` in the bad one.
-    GilbertElliott { p: f64, r: f64, k: f64, h: f64 },
+    GilbertElliott {
+        p: f64,
+        r: f64,
+        k: f64,
+        h: f64,
+    },
 }
 
 impl Loss {
@@ -218,7 +223,8 @@ mod tests {
         let lost: Vec<bool> = (0..200_000).map(|_| l.transmit(Timestamp::ZERO, 0, 1).is_none()).collect();
         let rate = lost.iter().filter(|x| **x).count() as f64 / lost.len() as f64;
         assert!((rate - loss.mean()).abs() < 0.01, "rate {rate} mean {}", loss.mean());
-        let pairs = lost.windows(2).filter(|w| w[0] && w[1]).count() as f64 / lost.iter().filter(|x| **x).count() as f64;
+        let pairs =
+            lost.windows(2).filter(|w| w[0] && w[1]).count() as f64 / lost.iter().filter(|x| **x).count() as f64;
         assert!(pairs > 0.5, "losses should cluster: {pairs}");
     }
 

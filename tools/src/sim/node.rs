@@ -52,11 +52,24 @@ pub struct SimNode {
 
 impl SimNode {
     pub fn new(now: Timestamp, key: PublicKey, config: RouterConfig) -> Self {
-        SimNode { key, router: Router::new(now, key, config), links: BTreeMap::new(), up: true, engine_cpu: Duration::ZERO }
+        SimNode {
+            key,
+            router: Router::new(now, key, config),
+            links: BTreeMap::new(),
+            up: true,
+            engine_cpu: Duration::ZERO,
+        }
     }
 
     /// Attaches a link to `neighbour`, measured by a [`Link`] with `config`.
-    pub fn add_link(&mut self, now: Timestamp, id: LinkId, neighbour: PublicKey, config: LinkConfig, traffic_bps: Option<u64>) {
+    pub fn add_link(
+        &mut self,
+        now: Timestamp,
+        id: LinkId,
+        neighbour: PublicKey,
+        config: LinkConfig,
+        traffic_bps: Option<u64>,
+    ) {
         let nl = NodeLink { neighbour, link: Link::new(now, config), traffic_bps, traffic_bytes: 0, next_traffic: now };
         self.links.insert(id, nl);
     }

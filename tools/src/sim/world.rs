@@ -205,7 +205,12 @@ impl Sim {
 
     /// Runs in steps of `step` until `done` holds or `limit` (simulated,
     /// from the start) is reached; returns the time it first held.
-    pub fn run_until_condition(&mut self, step: Duration, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> Option<Duration> {
+    pub fn run_until_condition(
+        &mut self,
+        step: Duration,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Option<Duration> {
         loop {
             if done(self) {
                 return Some(self.elapsed());
