@@ -9,6 +9,7 @@
 //! - [`link`]: per-neighbour link measurement (RTT, loss, capacity, position)
 //!   and the link cost, sans-IO.
 //! - [`config`]: myceliumd's TOML file and command-line flags.
+//! - [`routing`]: the Babel-derived route engine (sans-IO).
 
 pub mod config;
 pub mod daemon;
@@ -16,3 +17,4 @@ pub mod discovery;
 pub mod e2e;
 pub mod link;
 pub mod peer;
+pub mod routing;

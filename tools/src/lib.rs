@@ -1,4 +1,6 @@
 //! Operator tools for mycelium: `mctl` (keys, and inspection of a running
-//! node) and, later, `mlab` (the namespace lab).
+//! node), [`sim`] (the deterministic mesh simulator for the route engine)
+//! and, later, `mlab` (the namespace lab).
 
 pub mod mctl;
+pub mod sim;
