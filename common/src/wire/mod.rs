@@ -49,6 +49,9 @@ pub enum PacketType {
     HandshakeResponse = 0x04,
     /// An end-to-end handshake message, routed like DATA.
     RoutedHandshake = 0x05,
+    /// A discovery beacon or key query (myceliumd's discovery), which the
+    /// dataplane hands to its control daemon like any link-local packet.
+    Beacon = 0x06,
 }
 
 impl PacketType {
@@ -61,6 +64,7 @@ impl PacketType {
             0x03 => Some(PacketType::HandshakeInit),
             0x04 => Some(PacketType::HandshakeResponse),
             0x05 => Some(PacketType::RoutedHandshake),
+            0x06 => Some(PacketType::Beacon),
             _ => None,
         }
     }
@@ -130,7 +134,8 @@ mod tests {
         assert_eq!(classify(&[1, 1]), Ok(PacketType::Data));
         assert_eq!(classify(&[1, 5, 0, 0]), Ok(PacketType::RoutedHandshake));
         assert_eq!(classify(&[2, 1]), Err(WireError::BadVersion));
-        assert_eq!(classify(&[1, 6]), Err(WireError::UnknownType));
+        assert_eq!(classify(&[1, 6]), Ok(PacketType::Beacon));
+        assert_eq!(classify(&[1, 7]), Err(WireError::UnknownType));
         assert_eq!(classify(&[1, 0]), Err(WireError::UnknownType));
         assert_eq!(classify(&[1]), Err(WireError::Truncated));
         assert_eq!(classify(&[]), Err(WireError::Truncated));

@@ -4,12 +4,14 @@
 //! ```text
 //!  0        1        2        3
 //! +--------+--------+--------+--------+
-//! |  'M'   |  'Y'   |  'C'   |  'B'   |   magic
+//! |   1    |  0x06  |  'M'   |  'Y'   |   protocol version, packet type BEACON, magic
 //! +--------+--------+--------+--------+
-//! |version | flags  |   port (u16 BE) |   version 1; flags 0x01: query
+//! |  'C'   |  'B'   |version | flags  |   beacon version 1; flags 0x01: query
 //! +--------+--------+--------+--------+
+//! |  port (u16 BE)  |                 |
+//! +--------+--------+                 +
 //! |        public key (32 bytes)      |
-//! +-----------------------------------+   40
+//! +-----------------------------------+   42
 //! ```
 //!
 //! A node multicasts its beacon every [`BEACON_INTERVAL`] to [`LAN_GROUP`]
@@ -25,9 +27,10 @@
 //! trust on first use, the same as any keyless peer config. Name the key in
 //! the config (`udp://KEY@HOST:PORT`) to rule that out.
 //!
-//! The first byte is not the protocol version (1), so the dataplane
-//! classifies a beacon as [`WireError::BadVersion`](mycelium_common::wire::WireError)
-//! and never mistakes one for a mesh packet.
+//! A beacon starts like every mesh packet (protocol version, then its
+//! packet type, [`PacketType::Beacon`](mycelium_common::wire::PacketType)),
+//! so a key query sent to a node's port reaches its daemon: the dataplane
+//! punts it like any packet that is not routed.
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
@@ -35,12 +38,14 @@ use std::time::Duration;
 
 use mycelium_common::identity::PublicKey;
 
+/// The packet preamble: protocol version and packet type.
+pub const PREAMBLE: [u8; 2] = [mycelium_common::wire::VERSION, mycelium_common::wire::PacketType::Beacon as u8];
 /// Beacon magic: "MYCB".
 pub const MAGIC: [u8; 4] = *b"MYCB";
 /// The beacon format version.
 pub const BEACON_VERSION: u8 = 1;
 /// Length of a beacon.
-pub const BEACON_LEN: usize = 40;
+pub const BEACON_LEN: usize = 42;
 /// The link-local multicast group beacons go to (ff02::/16: link scope).
 pub const LAN_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0x6d79, 0x6362);
 /// How often a node multicasts its beacon.
@@ -73,29 +78,30 @@ impl Beacon {
     /// Reads a beacon. Unknown flag bits are ignored.
     pub fn parse(bytes: &[u8]) -> Result<Self, BeaconError> {
         let bytes: &[u8; BEACON_LEN] = bytes.try_into().map_err(|_| BeaconError::NotBeacon)?;
-        if bytes[..4] != MAGIC {
+        if bytes[..2] != PREAMBLE || bytes[2..6] != MAGIC {
             return Err(BeaconError::NotBeacon);
         }
-        if bytes[4] != BEACON_VERSION {
-            return Err(BeaconError::Version(bytes[4]));
+        if bytes[6] != BEACON_VERSION {
+            return Err(BeaconError::Version(bytes[6]));
         }
-        let port = u16::from_be_bytes([bytes[6], bytes[7]]);
+        let port = u16::from_be_bytes([bytes[8], bytes[9]]);
         if port == 0 {
             return Err(BeaconError::Port);
         }
         let mut key = [0u8; 32];
-        key.copy_from_slice(&bytes[8..]);
-        Ok(Beacon { port, key: PublicKey::from_bytes(key), query: bytes[5] & FLAG_QUERY != 0 })
+        key.copy_from_slice(&bytes[10..]);
+        Ok(Beacon { port, key: PublicKey::from_bytes(key), query: bytes[7] & FLAG_QUERY != 0 })
     }
 
-    /// Writes the 40 bytes.
+    /// Writes the 42 bytes.
     pub fn emit(&self) -> [u8; BEACON_LEN] {
         let mut out = [0u8; BEACON_LEN];
-        out[..4].copy_from_slice(&MAGIC);
-        out[4] = BEACON_VERSION;
-        out[5] = if self.query { FLAG_QUERY } else { 0 };
-        out[6..8].copy_from_slice(&self.port.to_be_bytes());
-        out[8..].copy_from_slice(self.key.as_bytes());
+        out[..2].copy_from_slice(&PREAMBLE);
+        out[2..6].copy_from_slice(&MAGIC);
+        out[6] = BEACON_VERSION;
+        out[7] = if self.query { FLAG_QUERY } else { 0 };
+        out[8..10].copy_from_slice(&self.port.to_be_bytes());
+        out[10..].copy_from_slice(self.key.as_bytes());
         out
     }
 }

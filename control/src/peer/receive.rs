@@ -38,7 +38,7 @@ impl PeerManager {
             Ok(PacketType::HandshakeInit) => self.on_init(now, from, bytes),
             Ok(PacketType::HandshakeResponse) => self.on_response(now, from, bytes),
             Ok(PacketType::Control) => self.on_control(now, from, bytes),
-            Ok(PacketType::Data | PacketType::RoutedHandshake) | Err(WireError::UnknownType) => {
+            Ok(PacketType::Data | PacketType::RoutedHandshake | PacketType::Beacon) | Err(WireError::UnknownType) => {
                 Err(DropReason::UnexpectedType)
             }
             Err(_) => Err(DropReason::Malformed),
