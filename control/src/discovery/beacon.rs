@@ -166,28 +166,31 @@ mod tests {
     fn a_beacon_emits_its_vector_and_parses_back() {
         let beacon = Beacon { port: 9651, key: PublicKey::from_bytes([0xab; 32]), query: true };
         let bytes = beacon.emit();
-        assert_eq!(&bytes[..8], &[b'M', b'Y', b'C', b'B', 1, 1, 0x25, 0xb3]);
-        assert_eq!(&bytes[8..], &[0xab; 32]);
+        assert_eq!(&bytes[..10], &[1, 6, b'M', b'Y', b'C', b'B', 1, 1, 0x25, 0xb3]);
+        assert_eq!(&bytes[10..], &[0xab; 32]);
         assert_eq!(Beacon::parse(&bytes), Ok(beacon));
-        assert_ne!(bytes[0], mycelium_common::wire::VERSION, "never classified as a mesh packet");
+        let kind = mycelium_common::wire::classify(&bytes);
+        assert_eq!(kind, Ok(mycelium_common::wire::PacketType::Beacon), "punted by the dataplane, not routed");
     }
 
     #[test]
     fn wrong_length_magic_version_or_port_are_refused() {
         let good = Beacon { port: 1, key: PublicKey::from_bytes([1; 32]), query: false }.emit();
-        assert_eq!(Beacon::parse(&good[..39]), Err(BeaconError::NotBeacon));
+        assert_eq!(Beacon::parse(&good[..41]), Err(BeaconError::NotBeacon));
         assert_eq!(Beacon::parse(&[&good[..], &[0]].concat()), Err(BeaconError::NotBeacon));
+        for at in [0, 1, 2] {
+            let mut bad = good;
+            bad[at] ^= 0x40;
+            assert_eq!(Beacon::parse(&bad), Err(BeaconError::NotBeacon), "byte {at}");
+        }
         let mut bad = good;
-        bad[0] = b'X';
-        assert_eq!(Beacon::parse(&bad), Err(BeaconError::NotBeacon));
-        let mut bad = good;
-        bad[4] = 2;
+        bad[6] = 2;
         assert_eq!(Beacon::parse(&bad), Err(BeaconError::Version(2)));
         let mut bad = good;
-        bad[6..8].fill(0);
+        bad[8..10].fill(0);
         assert_eq!(Beacon::parse(&bad), Err(BeaconError::Port));
         let mut flags = good;
-        flags[5] = 0xfe;
+        flags[7] = 0xfe;
         assert_eq!(Beacon::parse(&flags).map(|b| b.query), Ok(false), "unknown flags are ignored");
     }
 
