@@ -2,5 +2,11 @@
 //!
 //! - [`link`]: per-neighbour link measurement (RTT, loss, capacity, position)
 //!   and the link cost, sans-IO.
+//! - [`api`]: the local admin API (HTTP + JSON) and the documents it serves.
+//! - [`metrics`]: the Prometheus `/metrics` endpoint.
+//! - [`logging`]: `tracing` output as text or JSON lines.
 
+pub mod api;
 pub mod link;
+pub mod logging;
+pub mod metrics;
