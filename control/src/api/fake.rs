@@ -189,6 +189,7 @@ impl Default for FakeData {
             paths: vec![GraphPath {
                 prefix: "4cc:2::/64".into(),
                 hops: vec![LOCAL_KEY.into(), PEER_A_KEY.into(), PEER_B_KEY.into()],
+                link: Some(1),
                 metric: 312,
             }],
         };

@@ -326,6 +326,8 @@ pub struct GraphPath {
     pub prefix: String,
     /// Node ids from this node to the destination.
     pub hops: Vec<String>,
+    /// This node's link to the first hop (`null` for a local prefix).
+    pub link: Option<u32>,
     pub metric: u32,
 }
 
