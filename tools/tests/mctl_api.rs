@@ -12,7 +12,7 @@ use mycelium_common::snapshot::{Link, LinkState, NodeInfo, Route, SnapshotBuilde
 use mycelium_common::time::Timestamp;
 use mycelium_control::api::fake::{FakeNode, PEER_A_KEY};
 use mycelium_control::api::types::{Counters, Graph, NodeInfo as ApiNode, PeerInfo, RouteInfo};
-use mycelium_control::api::{ApiConfig, HttpServer, start};
+use mycelium_control::api::{AdminState, ApiConfig, HttpServer, start};
 use mycelium_dataplane::engine::counters::{DropReason, bump};
 use mycelium_dataplane::io::shm::CountersMap;
 
@@ -113,6 +113,33 @@ fn peer_add_and_remove_change_the_daemon_and_report_refusals() {
     let missing = mctl(api, &["peer", "remove", "udp://198.51.100.1:1"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+}
+
+#[test]
+fn changes_send_the_token_from_the_token_file() {
+    let fake = Arc::new(FakeNode::default());
+    let config =
+        ApiConfig { addr: "127.0.0.1:0".parse().unwrap(), token: Some("abc123".into()), ..ApiConfig::default() };
+    let server = start(&config, fake.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("api.token");
+    let add = |file: &std::path::Path| {
+        let mut args = vec!["--token-file", file.to_str().unwrap()];
+        args.extend(["peer", "add", "udp://192.0.2.50:9651"]);
+        mctl(server.local_addr(), &args)
+    };
+
+    let refused = add(&token);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("401") && err.contains("mctl has no token: cannot read") && err.contains("api.token"),
+        "{err}"
+    );
+
+    std::fs::write(&token, "abc123\n").unwrap();
+    assert_eq!(stdout(&add(&token)), "added peer udp://192.0.2.50:9651\n");
+    assert_eq!(fake.peers().unwrap().len(), 3);
 }
 
 #[test]

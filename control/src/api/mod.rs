@@ -18,24 +18,35 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/api/v1/node` | [`types::NodeInfo`] |
-//! | GET | `/api/v1/peers` | `[`[`types::PeerInfo`]`]` |
+//! | GET | `/api/v1/peers` | list of [`types::PeerInfo`] |
 //! | POST | `/api/v1/peers` | body [`types::PeerRequest`]; 201 with the same |
 //! | DELETE | `/api/v1/peers?endpoint=udp://host:port` | 200 with a [`types::PeerRequest`] |
-//! | GET | `/api/v1/routes?state=selected\|fallback\|all` | `[`[`types::RouteInfo`]`]` (default `all`) |
+//! | GET | `/api/v1/routes?state=selected\|fallback\|all` | list of [`types::RouteInfo`] (default `all`) |
 //! | GET | `/api/v1/routes/lookup?address=ADDR` | [`types::RouteLookup`] |
 //! | GET | `/api/v1/counters` | [`types::Counters`] |
 //! | GET | `/api/v1/graph` | [`types::Graph`] |
 //!
-//! Errors are `{"error": "..."}` with 400 (bad input), 404 (no such path or
-//! peer), 405 (wrong method, with `Allow`), 409 (peer already there), 413
-//! (body over [`MAX_BODY`]), 500 and 503 (the daemon could not answer). No
-//! request, however malformed, panics the server.
+//! Errors are `{"error": "..."}` with 400 (bad input), 401 (a change without
+//! the token, see below), 404 (no such path or peer), 405 (wrong method, with
+//! `Allow`), 409 (peer already there), 413 (body over [`MAX_BODY`]), 500 and
+//! 503 (the daemon could not answer). No request, however malformed, panics
+//! the server.
+//!
+//! # Who may change things
+//!
+//! Loopback TCP is open to every local user. Reading is harmless, but with
+//! [`ApiConfig::token`] set, `POST` and `DELETE` need the header
+//! `Authorization: Bearer <token>`. The daemon makes a random token at start
+//! and writes it to a file only its user can read ([`TOKEN_FILE`] in the
+//! state directory); `mctl` sends it when it can read that file, so changes
+//! need the service user or root.
 
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod query;
 mod router;
 pub mod server;
+pub mod token;
 pub mod types;
 
 #[cfg(test)]
@@ -46,7 +57,7 @@ use std::sync::Arc;
 
 use mycelium_dataplane::engine::counters::CounterValues;
 
-pub use router::handle;
+pub use router::{authorize, handle};
 pub use server::{HttpServer, ServeError};
 use types::{Graph, NodeInfo, PeerInfo, RouteInfo, RouteLookup};
 
@@ -55,6 +66,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::n
 
 /// The largest request body accepted (a peer request is under 300 bytes).
 pub const MAX_BODY: usize = 16 * 1024;
+
+/// The token file's name, in the daemon's state directory
+/// (`/var/lib/mycelium/api.token` under systemd).
+pub const TOKEN_FILE: &str = "api.token";
 
 /// The longest endpoint string accepted.
 pub const MAX_ENDPOINT_LEN: usize = 512;
@@ -127,16 +142,23 @@ pub struct ApiConfig {
     pub allow_public: bool,
     /// Worker threads (default 2, so one slow client does not block `mctl`).
     pub workers: usize,
+    /// When set, `POST` and `DELETE` need `Authorization: Bearer <token>`
+    /// (default `None`: anyone who can connect may change peers).
+    pub token: Option<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { addr: DEFAULT_ADDR, allow_public: false, workers: 2 }
+        ApiConfig { addr: DEFAULT_ADDR, allow_public: false, workers: 2, token: None }
     }
 }
 
 /// Starts the admin API on its own threads.
 pub fn start(config: &ApiConfig, state: Arc<dyn AdminState>) -> Result<HttpServer, ServeError> {
-    let handler = move |req| handle(&*state, req);
+    let token = config.token.clone();
+    let handler = move |req: server::Request| match authorize(token.as_deref(), &req) {
+        Ok(()) => handle(&*state, req),
+        Err(reply) => reply,
+    };
     HttpServer::start("admin-api", config.addr, config.allow_public, config.workers, MAX_BODY, Arc::new(handler))
 }

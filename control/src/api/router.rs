@@ -106,6 +106,25 @@ fn route(state: &dyn AdminState, req: Request) -> Result<Reply, Failure> {
     }
 }
 
+/// Checks a changing request (`POST`, `DELETE`) carries `Bearer <token>`
+/// when a token is configured; the reply to send otherwise (401).
+pub fn authorize(token: Option<&str>, req: &Request) -> Result<(), Reply> {
+    let Some(token) = token else { return Ok(()) };
+    if matches!(req.method, Method::Get | Method::Head) {
+        return Ok(());
+    }
+    let given = req.authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+    if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+        return Ok(());
+    }
+    Err(error(401, "changes need the API token (run as the daemon's user or root)"))
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn body_failure(e: BodyError) -> Failure {
     match e {
         BodyError::TooLarge => Failure::TooLarge,

@@ -68,6 +68,8 @@ pub struct Request {
     pub url: String,
     /// The body, read up to the server's limit.
     pub body: Result<Vec<u8>, BodyError>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// Why a request body is not available.
@@ -189,8 +191,10 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, max_body: usize, handler
             tiny_http::Method::Delete => Method::Delete,
             other => Method::Other(other.as_str().to_owned()),
         };
+        let authorization =
+            request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_owned());
         let body = read_body(&mut request, max_body);
-        let req = Request { method, url: request.url().to_owned(), body };
+        let req = Request { method, url: request.url().to_owned(), body, authorization };
         let reply = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req))) {
             Ok(reply) => reply,
             Err(_) => {

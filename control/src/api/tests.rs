@@ -15,7 +15,7 @@ use super::types::*;
 use super::*;
 
 fn req(method: Method, url: &str, body: &[u8]) -> Request {
-    Request { method, url: url.to_owned(), body: Ok(body.to_vec()) }
+    Request { method, url: url.to_owned(), body: Ok(body.to_vec()), authorization: None }
 }
 
 fn get(state: &FakeNode, url: &str) -> (u16, serde_json::Value) {
@@ -122,8 +122,34 @@ fn wrong_methods_unknown_paths_and_big_bodies_get_their_status() {
     assert_eq!(handle(&fake, req(Method::Get, "/api/v2/node", b"")).status, 404);
     assert_eq!(handle(&fake, req(Method::Get, "/api/v1/node?x=1", b"")).status, 400);
     assert_eq!(handle(&fake, req(Method::Get, "/api/v1/node/", b"")).status, 200);
-    let big = Request { method: Method::Post, url: "/api/v1/peers".into(), body: Err(BodyError::TooLarge) };
+    let big = Request {
+        method: Method::Post,
+        url: "/api/v1/peers".into(),
+        body: Err(BodyError::TooLarge),
+        authorization: None,
+    };
     assert_eq!(handle(&fake, big).status, 413);
+}
+
+#[test]
+fn with_a_token_changes_need_it_and_reads_do_not() {
+    let with = |method: Method, auth: Option<&str>| Request {
+        method,
+        url: "/api/v1/peers".into(),
+        body: Ok(Vec::new()),
+        authorization: auth.map(str::to_owned),
+    };
+    assert!(authorize(None, &with(Method::Post, None)).is_ok());
+    let token = Some("s3cret");
+    assert!(authorize(token, &with(Method::Get, None)).is_ok());
+    assert!(authorize(token, &with(Method::Post, Some("Bearer s3cret"))).is_ok());
+    assert!(authorize(token, &with(Method::Delete, Some("Bearer s3cret"))).is_ok());
+    for wrong in [None, Some("Bearer s3cre"), Some("Bearer s3cretx"), Some("s3cret"), Some("Basic s3cret")] {
+        let reply = authorize(token, &with(Method::Post, wrong)).unwrap_err();
+        assert_eq!(reply.status, 401, "{wrong:?}");
+        assert!(String::from_utf8_lossy(&reply.body).contains("API token"));
+    }
+    assert_eq!(authorize(token, &with(Method::Other("PUT".into()), None)).unwrap_err().status, 401);
 }
 
 #[test]
@@ -178,6 +204,29 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 
 fn status_of(response: &str) -> Option<u16> {
     response.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_server_checks_the_token_on_changes() {
+    let config = ApiConfig { addr: "127.0.0.1:0".parse().unwrap(), token: Some("t0k".into()), ..ApiConfig::default() };
+    let fake = Arc::new(FakeNode::default());
+    let server = start(&config, fake.clone()).unwrap();
+    let addr = server.local_addr();
+    let body = r#"{"endpoint":"udp://192.0.2.9:1"}"#;
+    let post = |auth: &str| {
+        let head = format!(
+            "POST /api/v1/peers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        raw(addr, format!("{head}{body}").as_bytes())
+    };
+    assert_eq!(status_of(&post("")), Some(401));
+    assert_eq!(status_of(&post("Authorization: Bearer nope\r\n")), Some(401));
+    assert_eq!(fake.peers().unwrap().len(), 2);
+    assert_eq!(status_of(&post("Authorization: Bearer t0k\r\n")), Some(201));
+    assert_eq!(fake.peers().unwrap().len(), 3);
+    let read = raw(addr, b"GET /api/v1/peers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&read), Some(200));
 }
 
 #[test]

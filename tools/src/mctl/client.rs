@@ -31,9 +31,23 @@ const MAX_REPLY: u64 = 64 * 1024 * 1024;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// The API token, or why it could not be read (for the 401 message).
+    token: Result<String, String>,
 }
 
 impl Client {
+    /// A client for `--api`, sending the token from `--token-file` when it
+    /// can read it.
+    pub fn for_node(g: &super::Global) -> Self {
+        let path = &g.token_file;
+        let token = match std::fs::read_to_string(path) {
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+            Ok(_) => Err(format!("{} is empty", path.display())),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        };
+        Client { token, ..Client::new(&g.api) }
+    }
+
     /// A client for `api`: `host:port`, `[v6]:port` or a full `http://` URL.
     pub fn new(api: &str) -> Self {
         let trimmed = api.trim_end_matches('/');
@@ -46,7 +60,7 @@ impl Client {
             .proxy(None)
             .build()
             .into();
-        Client { base, agent }
+        Client { base, agent, token: Err("no token file given".to_owned()) }
     }
 
     /// The base URL (for messages).
@@ -66,7 +80,10 @@ impl Client {
     /// `POST path` with a JSON body, reply decoded as `T`.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
         let body = serde_json::to_string(body)?;
-        let req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", "application/json");
+        let mut req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", "application/json");
+        if let Ok(token) = &self.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
         self.finish(path, req.send(body))
     }
 
@@ -75,6 +92,9 @@ impl Client {
         let mut req = self.agent.delete(format!("{}{path}", self.base));
         for (k, v) in query {
             req = req.query(*k, *v);
+        }
+        if let Ok(token) = &self.token {
+            req = req.header("Authorization", format!("Bearer {token}"));
         }
         self.finish(path, req.call())
     }
@@ -94,6 +114,9 @@ impl Client {
             .map_err(|e| self.transport_error(e))?;
         if !(200..300).contains(&status) {
             let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
+            if let (401, Err(why)) = (status, &self.token) {
+                return Err(anyhow!("myceliumd answered 401: {message}; mctl has no token: {why}"));
+            }
             return Err(anyhow!("myceliumd answered {status}: {message}"));
         }
         serde_json::from_str(&text)

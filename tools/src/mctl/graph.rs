@@ -27,7 +27,7 @@ pub struct GraphArgs {
 }
 
 pub fn run(g: &Global, args: &GraphArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let graph: Graph = Client::new(&g.api).get("/api/v1/graph", &[])?;
+    let graph: Graph = Client::for_node(g).get("/api/v1/graph", &[])?;
     if g.json {
         return print_json(out, &graph);
     }

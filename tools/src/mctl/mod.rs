@@ -46,8 +46,9 @@ Exit codes:
      counters) no shared memory for --instance; what could be read is
      still printed
 
-The shared memory of a node is private to the user myceliumd runs as:
-run `route` and `counters` as that user (e.g. sudo -u mycelium mctl ...).";
+The shared memory of a node and its API token are private to the user
+myceliumd runs as: run `route`, `counters` and `peer` as that user (e.g.
+sudo -u mycelium mctl ...).";
 
 /// Inspect and manage a mycelium node.
 #[derive(Debug, Parser)]
@@ -74,6 +75,9 @@ pub struct Global {
     /// The node's shared-memory directory [default: /dev/shm/mycelium-<instance>].
     #[arg(long, global = true, value_name = "DIR")]
     pub shm_dir: Option<PathBuf>,
+    /// The admin API token, sent with changes (peer add/remove) when readable.
+    #[arg(long, global = true, value_name = "FILE", default_value = "/var/lib/mycelium/api.token")]
+    pub token_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

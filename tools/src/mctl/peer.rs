@@ -23,7 +23,7 @@ pub enum PeerCommand {
 }
 
 pub fn run(g: &Global, cmd: PeerCommand, out: &mut dyn Write) -> anyhow::Result<()> {
-    let client = Client::new(&g.api);
+    let client = Client::for_node(g);
     let (done, reply): (&str, PeerRequest) = match cmd {
         PeerCommand::Add { endpoint } => ("added", client.post("/api/v1/peers", &PeerRequest { endpoint })?),
         PeerCommand::Remove { endpoint } => {

@@ -9,7 +9,7 @@ use super::table::{Table, bits_per_second, bytes, duration, millis, or_dash, per
 use super::{Global, client::Client, print_json};
 
 pub fn run(g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
-    let peers: Vec<PeerInfo> = Client::new(&g.api).get("/api/v1/peers", &[])?;
+    let peers: Vec<PeerInfo> = Client::for_node(g).get("/api/v1/peers", &[])?;
     if g.json {
         return print_json(out, &peers);
     }

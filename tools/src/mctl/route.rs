@@ -67,7 +67,7 @@ struct Report {
 pub fn run(g: &Global, args: &RouteArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let dataplane = dataplane_view(g, &args.address);
     let daemon: anyhow::Result<RouteLookup> =
-        Client::new(&g.api).get("/api/v1/routes/lookup", &[("address", &args.address.to_string())]);
+        Client::for_node(g).get("/api/v1/routes/lookup", &[("address", &args.address.to_string())]);
     if g.json {
         let report = Report {
             address: args.address.to_string(),

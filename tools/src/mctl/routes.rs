@@ -30,7 +30,7 @@ pub fn run(g: &Global, args: &RoutesArgs, out: &mut dyn Write) -> anyhow::Result
     } else {
         "all"
     };
-    let routes: Vec<RouteInfo> = Client::new(&g.api).get("/api/v1/routes", &[("state", state)])?;
+    let routes: Vec<RouteInfo> = Client::for_node(g).get("/api/v1/routes", &[("state", state)])?;
     if g.json {
         return print_json(out, &routes);
     }

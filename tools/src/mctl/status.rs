@@ -8,7 +8,7 @@ use super::table::{bytes, duration, or_dash};
 use super::{Global, client::Client, print_json};
 
 pub fn run(g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
-    let node: NodeInfo = Client::new(&g.api).get("/api/v1/node", &[])?;
+    let node: NodeInfo = Client::for_node(g).get("/api/v1/node", &[])?;
     if g.json {
         return print_json(out, &node);
     }
