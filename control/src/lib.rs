@@ -10,11 +10,17 @@
 //!   and the link cost, sans-IO.
 //! - [`config`]: myceliumd's TOML file and command-line flags.
 //! - [`routing`]: the Babel-derived route engine (sans-IO).
+//! - [`api`]: the local admin API (HTTP + JSON) and the documents it serves.
+//! - [`metrics`]: the Prometheus `/metrics` endpoint.
+//! - [`logging`]: `tracing` output as text or JSON lines.
 
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
 pub mod e2e;
 pub mod link;
+pub mod logging;
+pub mod metrics;
 pub mod peer;
 pub mod routing;

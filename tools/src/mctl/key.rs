@@ -1,4 +1,5 @@
-//! `mctl key generate` and `mctl key inspect`.
+//! `mctl key generate` and `mctl key inspect`. With `--json`, both print
+//! `{"publicKey", "address", "subnet"}`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,9 +15,6 @@ pub enum KeyCommand {
         /// Where to write the raw 32-byte secret key.
         #[arg(long)]
         key_file: PathBuf,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Print the public key and overlay address of a key file or public key.
     Inspect {
@@ -26,20 +24,17 @@ pub enum KeyCommand {
         /// A public key as 64 hex digits.
         #[arg(value_name = "PUBKEY_HEX")]
         public_key: Option<String>,
-        /// Print the result as JSON (keys `publicKey`, `address`, `subnet`).
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub fn run(cmd: KeyCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run(cmd: KeyCommand, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Generate { key_file, json } => {
+        KeyCommand::Generate { key_file } => {
             let key = SecretKey::generate()?;
             key.save(&key_file)?;
             print_key(&key.public_key(), json, out)
         }
-        KeyCommand::Inspect { key_file, public_key, json } => {
+        KeyCommand::Inspect { key_file, public_key } => {
             let key = match (key_file, public_key) {
                 (Some(path), None) => SecretKey::load(&path)?.public_key(),
                 (None, Some(hex)) => hex.parse::<PublicKey>().context("mctl key inspect")?,
