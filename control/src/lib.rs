@@ -12,6 +12,7 @@
 //! - [`routing`]: the Babel-derived route engine (sans-IO).
 //! - [`api`]: the local admin API (HTTP + JSON) and the documents it serves.
 //! - [`metrics`]: the Prometheus `/metrics` endpoint.
+//! - [`node`]: all of the above composed into the node's sans-IO engine.
 //! - [`logging`]: `tracing` output as text or JSON lines.
 
 pub mod api;
@@ -22,5 +23,6 @@ pub mod e2e;
 pub mod link;
 pub mod logging;
 pub mod metrics;
+pub mod node;
 pub mod peer;
 pub mod routing;
