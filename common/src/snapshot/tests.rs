@@ -132,6 +132,8 @@ fn builder_rejects_inconsistent_inputs() {
     assert!(matches!(err(b().routes([Route { next_hop: 9, ..r }])), BuildError::UnknownNextHop { next_hop: 9, .. }));
     assert_eq!(err(b().links([link(1, false)])), BuildError::DuplicateLink(1));
     assert_eq!(err(b().links([Link { id: LOCAL, ..link(1, true) }])), BuildError::ReservedLinkId);
+    let too_many = (2..=u32::from(u16::MAX)).map(|id| link(id, true));
+    assert_eq!(err(b().links(too_many)), BuildError::TooManyLinks(65535));
 }
 
 #[test]
@@ -206,11 +208,19 @@ fn validation_rejects_an_index_that_does_not_match_the_routes() {
         }),
         E::IndexSlot { .. }
     ));
-    // A slot whose key differs from its route.
+    // A slot whose tag differs from its route's hash.
     assert!(matches!(
         reject(|s| {
             let i = slot_of(s, 1);
-            s.index.slots[i].prefix[0] ^= 0x80
+            s.index.slots[i].tag ^= 1
+        }),
+        E::IndexSlot { .. }
+    ));
+    // A slot naming the wrong link for its route.
+    assert!(matches!(
+        reject(|s| {
+            let i = slot_of(s, 2);
+            s.index.slots[i].link ^= 1
         }),
         E::IndexSlot { .. }
     ));

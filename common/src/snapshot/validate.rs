@@ -12,8 +12,10 @@
 
 use rkyv::rancor;
 
-use super::index::{lengths_of, prefix_mask, slot_hash};
-use super::schema::{ArchivedRouteSnapshot, EMPTY_SLOT, FAMILY_V4, FAMILY_V6, LOCAL, LinkState, SNAPSHOT_VERSION};
+use super::index::{lengths_of, prefix_mask, slot_hash, tag_of};
+use super::schema::{
+    ArchivedRouteSnapshot, EMPTY_SLOT, FAMILY_V4, FAMILY_V6, LOCAL, LOCAL_LINK, LinkState, SNAPSHOT_VERSION,
+};
 
 /// Why bytes are not a usable route snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +50,9 @@ pub enum SnapshotError {
         /// Position in `routes`.
         index: usize,
     },
-    /// Links out of id order, a duplicate id, or the reserved id.
-    #[error("link {index}: id out of order, duplicate, or reserved")]
+    /// Links out of id order, a duplicate id, the reserved id, or one link
+    /// too many.
+    #[error("link {index}: id out of order, duplicate, or reserved, or too many links")]
     LinkOrder {
         /// Position in `links`.
         index: usize,
@@ -102,6 +105,9 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<&ArchivedRouteSnapshot, SnapshotE
 }
 
 fn check_links(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
+    if snap.links.len() >= usize::from(LOCAL_LINK) {
+        return Err(SnapshotError::LinkOrder { index: usize::from(LOCAL_LINK) });
+    }
     let mut prev: Option<u32> = None;
     for (index, link) in snap.links.iter().enumerate() {
         let id = link.id.to_native();
@@ -122,15 +128,16 @@ fn check_links(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
 }
 
 fn check_routes(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
-    let mut prev: Option<([u8; 16], u8)> = None;
+    let mut prev: Option<(u128, u8)> = None;
     for (index, route) in snap.routes.iter().enumerate() {
         if route.len > 128 {
             return Err(SnapshotError::PrefixLength { index, len: route.len });
         }
-        if u128::from_be_bytes(route.prefix) & !prefix_mask(route.len) != 0 {
+        let prefix = u128::from_be_bytes(route.prefix);
+        if prefix & !prefix_mask(route.len) != 0 {
             return Err(SnapshotError::HostBits { index });
         }
-        let key = (route.prefix, route.len);
+        let key = (prefix, route.len);
         if prev.is_some_and(|p| p >= key) {
             return Err(SnapshotError::RouteOrder { index });
         }
@@ -143,7 +150,7 @@ fn check_routes(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
 }
 
 /// Proves the slot table is exactly the hash table of the routes: each
-/// non-empty slot matches its route (key and next-hop link), each route sits
+/// non-empty slot matches its route (tag and next-hop link), each route sits
 /// in exactly one slot, and each slot is reachable from its home position
 /// without crossing an empty slot. Next hops are checked here too: a route's
 /// slot must name the position of a link whose id is the route's next hop.
@@ -176,22 +183,23 @@ fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
         }
         let bad = || SnapshotError::IndexSlot { slot: pos };
         let route = routes.get(r as usize).ok_or_else(bad)?;
-        if slot.prefix != route.prefix || slot.len != route.len {
+        let hash = slot_hash(u128::from_be_bytes(route.prefix), route.len);
+        if slot.tag.to_native() != tag_of(hash) {
             return Err(bad());
         }
         let link = slot.link.to_native();
         let next_hop = route.next_hop.to_native();
         let link_ok = if next_hop == LOCAL {
-            link == LOCAL
+            link == LOCAL_LINK
         } else {
-            links.get(link as usize).is_some_and(|l| l.id.to_native() == next_hop)
+            links.get(usize::from(link)).is_some_and(|l| l.id.to_native() == next_hop)
         };
         if !link_ok {
             return Err(bad());
         }
         // Reachable: the home position lies inside the current run of full
         // slots, i.e. no further back than the run's first slot.
-        let home = slot_hash(u128::from_be_bytes(route.prefix), route.len) as usize & mask;
+        let home = hash as usize & mask;
         let dist_home = pos.wrapping_sub(home) & mask;
         let dist_run = pos.wrapping_sub(run_start) & mask;
         if dist_home >= dist_run {

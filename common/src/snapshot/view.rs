@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use super::index::{prefix_mask, probe};
-use super::schema::{ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL, LinkState, RouteSnapshot};
+use super::schema::{ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL_LINK, LinkState, RouteSnapshot};
 use super::validate::{SnapshotError, validate};
 use crate::identity::PublicKey;
 use crate::time::Timestamp;
@@ -88,17 +88,17 @@ impl<'a> SnapshotView<'a> {
     pub fn lookup(&self, dst: &[u8; 16]) -> Option<RouteHit<'a>> {
         let snap = self.snap;
         let slots = snap.index.slots.as_slice();
+        let routes = snap.routes.as_slice();
         let addr = u128::from_be_bytes(*dst);
         for &len in snap.index.lengths.iter() {
-            let Some(slot) = probe(slots, addr & prefix_mask(len), len) else {
+            let Some((slot, route)) = probe(slots, routes, addr & prefix_mask(len), len) else {
                 continue;
             };
-            let route = snap.routes.get(slot.route.to_native() as usize)?;
             let link = slot.link.to_native();
-            let next_hop = if link == LOCAL {
+            let next_hop = if link == LOCAL_LINK {
                 NextHop::Local
             } else {
-                NextHop::Link(LinkView { link: snap.links.get(link as usize)? })
+                NextHop::Link(LinkView { link: snap.links.get(usize::from(link))? })
             };
             return Some(RouteHit { route: RouteView { route }, next_hop });
         }
@@ -151,7 +151,7 @@ impl<'a> RouteView<'a> {
         self.route.len == 0
     }
 
-    /// Next-hop link id, or [`LOCAL`].
+    /// Next-hop link id, or [`LOCAL`](super::LOCAL).
     pub fn next_hop_id(&self) -> u32 {
         self.route.next_hop.to_native()
     }
