@@ -327,7 +327,13 @@ proptest! {
     ) {
         let bytes = build(&routes);
         let view = SnapshotView::validate(&bytes).unwrap();
-        let probes = queries.iter().copied().chain(routes.iter().map(|r| r.prefix));
+        let probes: Vec<[u8; 16]> = queries.iter().copied().chain(routes.iter().map(|r| r.prefix)).collect();
+        let mut batch = vec![None; probes.len()];
+        view.lookup_batch(&probes, &mut batch);
+        for (q, b) in probes.iter().zip(&batch) {
+            let one = view.lookup(q).map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id()));
+            prop_assert_eq!(b.map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id())), one);
+        }
         for q in probes {
             let got = view.lookup(&q).map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id(), h.route.metric()));
             let want = naive_lookup(&routes, &q).map(|r| (r.prefix, r.len, r.next_hop, r.metric));
