@@ -385,3 +385,43 @@ proptest! {
         }
     }
 }
+
+/// The fuzz target's seeds (`fuzz/corpus/snapshot_validate/seed-*`): a small
+/// snapshot exercising every kind of route and link, and an empty one.
+fn fuzz_seeds() -> Vec<(&'static str, AlignedVec)> {
+    let peer = key(9);
+    let links = [
+        Link::new(1, "192.0.2.1:9651".parse().unwrap(), LinkState::Up, &peer),
+        Link::new(2, "[2001:db8::1]:1".parse().unwrap(), LinkState::Down, &peer),
+    ];
+    let mk = |p: u128, len: u8, next_hop: u32| Route {
+        prefix: p.to_be_bytes(),
+        len,
+        next_hop,
+        metric: 1,
+        seqno: 2,
+        router_id: [3; 32],
+    };
+    let base = 0x0400_0001_u128 << 96;
+    let routes = [mk(0, 0, 1), mk(0x0400 << 112, 7, LOCAL), mk(base, 64, 2), mk(base | 5, 128, 1)];
+    let small = SnapshotBuilder::new(node(), 1, Timestamp::from_nanos(1)).links(links).routes(routes).build();
+    let empty = SnapshotBuilder::new(node(), 0, Timestamp::ZERO).build();
+    vec![("seed-small", bytes_of(&small.unwrap())), ("seed-empty", bytes_of(&empty.unwrap()))]
+}
+
+#[test]
+fn committed_fuzz_seeds_are_current_snapshots() {
+    // Run with MYCELIUM_WRITE_SEEDS=1 to rewrite them after a schema change.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/snapshot_validate");
+    let write = std::env::var_os("MYCELIUM_WRITE_SEEDS").is_some();
+    for (name, bytes) in fuzz_seeds() {
+        SnapshotView::validate(&bytes).unwrap();
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(on_disk, bytes.as_slice(), "{} is stale (run with MYCELIUM_WRITE_SEEDS=1)", path.display());
+    }
+}
