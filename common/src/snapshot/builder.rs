@@ -94,15 +94,25 @@ impl SnapshotBuilder {
         SnapshotBuilder { node, generation, created_at, routes: Vec::new(), links: Vec::new() }
     }
 
-    /// Adds routes (any order).
+    /// Adds routes (any order). The first call with a `Vec` takes it over
+    /// without copying.
     pub fn routes(mut self, routes: impl IntoIterator<Item = Route>) -> Self {
-        self.routes.extend(routes);
+        if self.routes.is_empty() {
+            // Collecting a vec::IntoIter reuses its buffer.
+            self.routes = routes.into_iter().collect();
+        } else {
+            self.routes.extend(routes);
+        }
         self
     }
 
     /// Adds links (any order).
     pub fn links(mut self, links: impl IntoIterator<Item = Link>) -> Self {
-        self.links.extend(links);
+        if self.links.is_empty() {
+            self.links = links.into_iter().collect();
+        } else {
+            self.links.extend(links);
+        }
         self
     }
 
