@@ -2,12 +2,19 @@
 //! misses), building + serializing + publishing, validation, and a
 //! subscriber's poll when nothing changed.
 //!
-//! `cargo bench -p mycelium-benches --bench snapshot -- --measurement-time 3`
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, user
+//! and kernel): what a pinned shard's core spends, without the time other
+//! processes on a shared machine take from the thread. Set
+//! `MYCELIUM_BENCH_WALL=1` for wall-clock time instead.
+//!
+//! `cargo bench -p mycelium-benches --bench snapshot -- --warm-up-time 1 --measurement-time 3`
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
+use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, Criterion};
 use mycelium_common::identity::PublicKey;
 use mycelium_common::shm::{Publisher, ROUTES, ShmDir, Subscriber};
 use mycelium_common::snapshot::{
@@ -89,7 +96,40 @@ fn use_hit(view: &SnapshotView<'_>, dst: &[u8; 16]) -> Option<(u8, u32)> {
     })
 }
 
-fn lookups(c: &mut Criterion) {
+/// Criterion measurement: the calling thread's CPU time.
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn lookups<M: Measurement>(c: &mut Criterion<M>) {
     let (routes, links) = inputs();
     let bytes = build(routes.clone(), links).to_bytes().unwrap();
     let view = SnapshotView::validate(&bytes).unwrap();
@@ -145,7 +185,7 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
-fn publishing(c: &mut Criterion) {
+fn publishing<M: Measurement>(c: &mut Criterion<M>) {
     let (routes, links) = inputs();
     let base = tempfile::Builder::new()
         .prefix("mycelium-bench-")
@@ -190,5 +230,16 @@ fn publishing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, publishing);
-criterion_main!(benches);
+fn run<M: Measurement>(mut c: Criterion<M>) {
+    lookups(&mut c);
+    publishing(&mut c);
+    c.final_summary();
+}
+
+fn main() {
+    if std::env::var_os("MYCELIUM_BENCH_WALL").is_some() {
+        run(Criterion::default().configure_from_args());
+    } else {
+        run(Criterion::default().with_measurement(ThreadCpuTime).configure_from_args());
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 
-use super::index::{prefix_mask, probe, slot_hash};
+use super::index::{prefix_mask, probe, slot_hash, tag_of};
 use super::schema::{
     ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, EMPTY_SLOT, LOCAL_LINK, LinkState, RouteSnapshot,
 };
@@ -126,8 +126,12 @@ impl<'a> SnapshotView<'a> {
             let mut first = [EMPTY_SLOT; CHUNK];
             for (f, dst) in first.iter_mut().zip(dsts) {
                 let key = u128::from_be_bytes(*dst) & prefix_mask(first_len);
-                let pos = slot_hash(key, first_len) as usize & mask;
-                *f = slots.get(pos).map_or(EMPTY_SLOT, |s| s.route.to_native());
+                let hash = slot_hash(key, first_len);
+                // Only a slot whose tag matches leads to a route worth reading.
+                *f = slots
+                    .get(hash as usize & mask)
+                    .filter(|s| s.tag.to_native() == tag_of(hash))
+                    .map_or(EMPTY_SLOT, |s| s.route.to_native());
             }
             let mut touched = 0u8;
             for &r in &first {
