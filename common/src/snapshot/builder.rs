@@ -178,6 +178,13 @@ impl SnapshotBuilder {
 impl RouteSnapshot {
     /// The archived bytes, aligned for [`SnapshotView::validate`](super::SnapshotView::validate).
     pub fn to_bytes(&self) -> Result<AlignedVec, SerializeError> {
+        self.to_bytes_in(AlignedVec::new())
+    }
+
+    /// Like [`to_bytes`](Self::to_bytes), but into `buf` (cleared first), so
+    /// a publisher that keeps its buffer between generations does not fault
+    /// in fresh pages for every snapshot.
+    pub fn to_bytes_in(&self, mut buf: AlignedVec) -> Result<AlignedVec, SerializeError> {
         // Reserve the whole output up front: no regrowth copies for big tables.
         let estimate = size_of::<ArchivedRouteSnapshot>()
             + self.routes.len() * size_of::<ArchivedRoute>()
@@ -185,6 +192,8 @@ impl RouteSnapshot {
             + self.index.slots.len() * size_of::<ArchivedIndexSlot>()
             + self.index.lengths.len()
             + 64;
-        Ok(rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, AlignedVec::with_capacity(estimate))?)
+        buf.clear();
+        buf.reserve(estimate);
+        Ok(rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, buf)?)
     }
 }

@@ -63,6 +63,10 @@ fn built_snapshot_round_trips_through_bytes() {
     let bytes = bytes_of(&snap);
     let view = SnapshotView::validate(&bytes).unwrap();
     assert_eq!(view.to_snapshot().unwrap(), snap);
+    // A reused buffer (holding older bytes) gives the same bytes.
+    let mut old = AlignedVec::<16>::new();
+    old.extend_from_slice(&[0xee; 4096]);
+    assert_eq!(snap.to_bytes_in(old).unwrap().as_slice(), bytes.as_slice());
     assert_eq!(view.generation(), 42);
     assert_eq!(view.created_at(), Timestamp::from_nanos(1_000));
     assert_eq!(view.node_public_key(), key(1));
