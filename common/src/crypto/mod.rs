@@ -10,7 +10,8 @@
 //! - It seals the payload in place ([`Seal::seal_in_place`]), writing the tag
 //!   after it. The receiver checks the counter against a [`ReplayWindow`]
 //!   first, opens in place ([`Open::open_in_place`]), and only then marks the
-//!   counter as seen.
+//!   counter as seen. [`SharedReplayWindow`] does the same lock-free for a
+//!   counter space whose packets may arrive on several shards at once.
 //!
 //! [`RingAes256Gcm`] is the hot-path cipher; [`NullCipher`] lets benchmarks
 //! measure everything else; with the `oracle` feature, `oracle::RustCryptoAes256Gcm`
@@ -20,12 +21,14 @@ mod null;
 #[cfg(any(test, feature = "oracle"))]
 pub mod oracle;
 mod replay;
+mod replay_shared;
 mod ring_aead;
 
 pub mod kdf;
 
 pub use null::NullCipher;
 pub use replay::{ReplayError, ReplayWindow};
+pub use replay_shared::{COUNTER_LIMIT, SHARED_WINDOW, SharedReplayWindow};
 pub use ring_aead::RingAes256Gcm;
 
 use zeroize::Zeroizing;

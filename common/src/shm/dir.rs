@@ -27,6 +27,11 @@ impl ShmDir {
         Ok(ShmDir { path: base.as_ref().join(format!("mycelium-{instance}")) })
     }
 
+    /// A directory at an explicit path (an operator's `--shm-dir`).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        ShmDir { path: path.into() }
+    }
+
     /// The directory for `instance` under `/dev/shm`.
     pub fn system(instance: &str) -> Result<Self, ShmError> {
         ShmDir::new(SYSTEM_BASE, instance)

@@ -64,7 +64,7 @@ impl ChannelId {
 
 /// Route snapshots ([`crate::snapshot`]).
 pub const ROUTES: ChannelId = ChannelId { name: "routes", slot: 0 };
-/// Session key tables (the dataplane's key table; schema to come).
+/// Session key tables ([`crate::keytable`]).
 pub const KEYS: ChannelId = ChannelId { name: "keys", slot: 1 };
 
 /// What a channel carries and how a reader accepts it.

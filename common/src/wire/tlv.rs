@@ -1,10 +1,36 @@
 //! The link control messages (sent inside an authenticated control packet),
-//! as plain `Repr`s. The routing engine produces and consumes these; the
-//! byte layout, `parse` and `emit` live next to each type.
+//! as plain `Repr`s, and their TLV codec. The routing engine produces and
+//! consumes these.
+//!
+//! A control body is a sequence of TLVs ([`framing`]: type u8, length u16
+//! BE, value); each message's value layout is drawn in [`codec`]. To read an
+//! opened body: `for message in TlvIter::new(body) { ... }`. To write one:
+//! [`ControlMessage::emit`] each message (or [`emit_messages`]) into the
+//! body of a control packet, then seal it.
 //!
 //! Times are microseconds of the *sender's* monotonic clock (RFC 9616 style
 //! timestamps; only differences of one node's own stamps are ever used).
 //! Intervals are centiseconds, as in Babel (RFC 8966 section 4.6).
+
+pub mod codec;
+pub mod framing;
+
+pub use framing::{TLV_HEADER_LEN, Tlv, TlvIter, emit_messages};
+
+/// TLV type numbers. Babel's own (RFC 8966 section 4.3) where the message
+/// is Babel's; 64 and up for ours.
+pub mod types {
+    pub const HELLO: u8 = 4;
+    pub const IHU: u8 = 5;
+    pub const UPDATE: u8 = 8;
+    pub const ROUTE_REQUEST: u8 = 9;
+    pub const SEQNO_REQUEST: u8 = 10;
+    pub const PROBE: u8 = 64;
+    pub const PROBE_REPORT: u8 = 65;
+    pub const PEER_EXCHANGE: u8 = 66;
+}
+
+use std::net::{IpAddr, SocketAddr};
 
 use crate::identity::PublicKey;
 
@@ -104,6 +130,53 @@ pub struct ProbeReport {
     pub bytes: u32,
 }
 
+/// Most endpoints one [`PeerExchange`] TLV carries. Kept small so that
+/// [`ControlMessage`] stays a small `Copy` value; a node that shares more
+/// sends several TLVs.
+pub const PEER_EXCHANGE_MAX_ENTRIES: usize = 4;
+
+/// A public endpoint of a node and the key it answers handshakes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerEndpoint {
+    pub key: PublicKey,
+    /// IPv4 travels as an IPv4-mapped IPv6 address and is read back as IPv4.
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl PeerEndpoint {
+    /// The UDP endpoint to dial.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+}
+
+/// Peer exchange (ours): a few endpoints of nodes the sender is linked to,
+/// so that neighbours can find more peers than they were configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerExchange {
+    len: u8,
+    entries: [PeerEndpoint; PEER_EXCHANGE_MAX_ENTRIES],
+}
+
+impl PeerExchange {
+    /// Up to [`PEER_EXCHANGE_MAX_ENTRIES`] endpoints; `None` when there are more.
+    pub fn new(endpoints: &[PeerEndpoint]) -> Option<Self> {
+        if endpoints.len() > PEER_EXCHANGE_MAX_ENTRIES {
+            return None;
+        }
+        let filler = PeerEndpoint { key: PublicKey::from_bytes([0; 32]), ip: IpAddr::from([0u8; 16]), port: 0 };
+        let mut entries = [filler; PEER_EXCHANGE_MAX_ENTRIES];
+        entries[..endpoints.len()].copy_from_slice(endpoints);
+        Some(PeerExchange { len: endpoints.len() as u8, entries })
+    }
+
+    /// The endpoints, in the order sent.
+    pub fn entries(&self) -> &[PeerEndpoint] {
+        &self.entries[..usize::from(self.len)]
+    }
+}
+
 /// Any one control message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlMessage {
@@ -114,4 +187,8 @@ pub enum ControlMessage {
     SeqnoRequest(SeqnoRequest),
     Probe(Probe),
     ProbeReport(ProbeReport),
+    PeerExchange(PeerExchange),
 }
+
+#[cfg(test)]
+mod tests;
