@@ -20,7 +20,9 @@ pub struct Publisher {
 
 impl Publisher {
     /// Creates (or checks) the directory, takes the writer lock, and opens or
-    /// creates the control page. An existing page keeps its generations.
+    /// creates the control page. An existing page keeps its generations; one
+    /// of another layout is refused ([`ShmError::ControlPage`]): remove the
+    /// directory, and restart its readers, which still map the old page.
     pub fn create(dir: ShmDir) -> Result<Self, ShmError> {
         dir.create()?;
         let lock_path = dir.file(LOCK_FILE);

@@ -16,8 +16,8 @@ use rkyv::util::AlignedVec;
 
 use super::index::{build_slots, lengths_of, prefix_mask, table_len};
 use super::schema::{
-    ArchivedIndexSlot, ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL, Link, NodeInfo, Route, RouteIndex,
-    RouteSnapshot, SNAPSHOT_VERSION,
+    ArchivedIndexSlot, ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL, LOCAL_LINK, Link, NodeInfo, Route,
+    RouteIndex, RouteSnapshot, SNAPSHOT_VERSION,
 };
 use crate::time::Timestamp;
 
@@ -67,6 +67,9 @@ pub enum BuildError {
     /// More routes than the index can number.
     #[error("{0} routes do not fit in one snapshot")]
     TooManyRoutes(usize),
+    /// More links than an index slot can number (65534).
+    #[error("{0} links do not fit in one snapshot")]
+    TooManyLinks(usize),
 }
 
 /// Serialization failed (rkyv could not allocate its scratch space).
@@ -91,15 +94,25 @@ impl SnapshotBuilder {
         SnapshotBuilder { node, generation, created_at, routes: Vec::new(), links: Vec::new() }
     }
 
-    /// Adds routes (any order).
+    /// Adds routes (any order). The first call with a `Vec` takes it over
+    /// without copying.
     pub fn routes(mut self, routes: impl IntoIterator<Item = Route>) -> Self {
-        self.routes.extend(routes);
+        if self.routes.is_empty() {
+            // Collecting a vec::IntoIter reuses its buffer.
+            self.routes = routes.into_iter().collect();
+        } else {
+            self.routes.extend(routes);
+        }
         self
     }
 
     /// Adds links (any order).
     pub fn links(mut self, links: impl IntoIterator<Item = Link>) -> Self {
-        self.links.extend(links);
+        if self.links.is_empty() {
+            self.links = links.into_iter().collect();
+        } else {
+            self.links.extend(links);
+        }
         self
     }
 
@@ -107,6 +120,9 @@ impl SnapshotBuilder {
     pub fn build(self) -> Result<RouteSnapshot, BuildError> {
         let SnapshotBuilder { node, generation, created_at, mut routes, mut links } = self;
 
+        if links.len() >= usize::from(LOCAL_LINK) {
+            return Err(BuildError::TooManyLinks(links.len()));
+        }
         links.sort_unstable_by_key(|l| l.id);
         if links.iter().any(|l| l.id == LOCAL) {
             return Err(BuildError::ReservedLinkId);
@@ -123,7 +139,8 @@ impl SnapshotBuilder {
                 return Err(BuildError::HostBits { prefix: r.prefix, len: r.len });
             }
         }
-        routes.sort_unstable_by_key(|r| (r.prefix, r.len));
+        // Big-endian u128 order is the byte order of the prefix.
+        routes.sort_unstable_by_key(|r| (u128::from_be_bytes(r.prefix), r.len));
         if let Some(w) = routes.windows(2).find(|w| (w[0].prefix, w[0].len) == (w[1].prefix, w[1].len)) {
             return Err(BuildError::DuplicateRoute { prefix: w[0].prefix, len: w[0].len });
         }
@@ -133,11 +150,11 @@ impl SnapshotBuilder {
         let mut link_pos = Vec::with_capacity(routes.len());
         for r in &routes {
             if r.next_hop == LOCAL {
-                link_pos.push(LOCAL);
+                link_pos.push(LOCAL_LINK);
                 continue;
             }
             match links.binary_search_by_key(&r.next_hop, |l| l.id) {
-                Ok(pos) => link_pos.push(pos as u32),
+                Ok(pos) => link_pos.push(pos as u16),
                 Err(_) => {
                     return Err(BuildError::UnknownNextHop { prefix: r.prefix, len: r.len, next_hop: r.next_hop });
                 }
@@ -161,6 +178,13 @@ impl SnapshotBuilder {
 impl RouteSnapshot {
     /// The archived bytes, aligned for [`SnapshotView::validate`](super::SnapshotView::validate).
     pub fn to_bytes(&self) -> Result<AlignedVec, SerializeError> {
+        self.to_bytes_in(AlignedVec::new())
+    }
+
+    /// Like [`to_bytes`](Self::to_bytes), but into `buf` (cleared first), so
+    /// a publisher that keeps its buffer between generations does not fault
+    /// in fresh pages for every snapshot.
+    pub fn to_bytes_in(&self, mut buf: AlignedVec) -> Result<AlignedVec, SerializeError> {
         // Reserve the whole output up front: no regrowth copies for big tables.
         let estimate = size_of::<ArchivedRouteSnapshot>()
             + self.routes.len() * size_of::<ArchivedRoute>()
@@ -168,6 +192,8 @@ impl RouteSnapshot {
             + self.index.slots.len() * size_of::<ArchivedIndexSlot>()
             + self.index.lengths.len()
             + 64;
-        Ok(rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, AlignedVec::with_capacity(estimate))?)
+        buf.clear();
+        buf.reserve(estimate);
+        Ok(rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(self, buf)?)
     }
 }

@@ -10,7 +10,7 @@
 //! collide; and even a table full of collisions only makes probes longer,
 //! since every probe loop is bounded by the table length.
 
-use super::schema::{ArchivedIndexSlot, EMPTY_SLOT, IndexSlot, Route};
+use super::schema::{ArchivedIndexSlot, ArchivedRoute, EMPTY_SLOT, IndexSlot, Route};
 
 /// The bit mask that keeps the first `len` bits of an address (`len` > 128 is
 /// treated as 128).
@@ -20,8 +20,9 @@ pub(crate) fn prefix_mask(len: u8) -> u128 {
     if len == 0 { 0 } else { u128::MAX << (128 - len) }
 }
 
-/// Where the probe sequence for `(prefix, len)` starts, before reduction to
-/// the table size. `prefix` must already be masked to `len`.
+/// The hash of `(prefix, len)`: its low bits (reduced to the table size) are
+/// where the probe sequence starts, its top 16 bits the slot's tag. `prefix`
+/// must already be masked to `len`.
 #[inline]
 pub fn slot_hash(prefix: u128, len: u8) -> u64 {
     let hi = (prefix >> 64) as u64;
@@ -41,19 +42,26 @@ pub(crate) fn table_len(routes: usize) -> Option<usize> {
     (want <= 1 << 31).then_some(want)
 }
 
+/// A slot's tag: the top 16 bits of the hash (the position uses the low bits).
+#[inline]
+pub(crate) fn tag_of(hash: u64) -> u16 {
+    (hash >> 48) as u16
+}
+
 /// Builds the slot table for `routes` (sorted, unique, masked). `link_pos`
-/// gives each route's next-hop position in `links` (or `LOCAL`). Insertion
-/// follows route order, so the table is a function of the routes alone.
-pub(crate) fn build_slots(routes: &[Route], link_pos: &[u32], len: usize) -> Vec<IndexSlot> {
+/// gives each route's next-hop position in `links` (or `LOCAL_LINK`).
+/// Insertion follows route order, so the table is a function of the routes
+/// alone.
+pub(crate) fn build_slots(routes: &[Route], link_pos: &[u16], len: usize) -> Vec<IndexSlot> {
     let mut slots = vec![IndexSlot::EMPTY; len];
     let mask = len - 1;
     for (i, (route, &link)) in routes.iter().zip(link_pos).enumerate() {
-        let key = u128::from_be_bytes(route.prefix);
-        let mut pos = slot_hash(key, route.len) as usize & mask;
+        let hash = slot_hash(u128::from_be_bytes(route.prefix), route.len);
+        let mut pos = hash as usize & mask;
         // At most half the table is full, so an empty slot is always found.
         for _ in 0..len {
             if slots[pos].route == EMPTY_SLOT {
-                slots[pos] = IndexSlot { prefix: route.prefix, route: i as u32, link, len: route.len };
+                slots[pos] = IndexSlot { route: i as u32, link, tag: tag_of(hash) };
                 break;
             }
             pos = (pos + 1) & mask;
@@ -73,26 +81,35 @@ pub(crate) fn lengths_of<'a>(lens: impl Iterator<Item = &'a u8>) -> Vec<u8> {
     (0..=128u8).rev().filter(|&l| present[usize::from(l)]).collect()
 }
 
-/// Probes for the exact key `(prefix, len)` (prefix masked). Returns the slot,
-/// or `None` if an empty slot or the end of the bound is met first. Never
-/// panics and never runs more than `slots.len()` steps, whatever the table
-/// holds.
+/// Probes for the exact key `(prefix, len)` (prefix masked). Returns the slot
+/// and its route, or `None` if an empty slot or the end of the bound is met
+/// first. Never panics and never runs more than `slots.len()` steps,
+/// whatever the table holds.
 #[inline]
-pub(crate) fn probe(slots: &[ArchivedIndexSlot], prefix: u128, len: u8) -> Option<&ArchivedIndexSlot> {
+pub(crate) fn probe<'a>(
+    slots: &'a [ArchivedIndexSlot],
+    routes: &'a [ArchivedRoute],
+    prefix: u128,
+    len: u8,
+) -> Option<(&'a ArchivedIndexSlot, &'a ArchivedRoute)> {
     let n = slots.len();
-    if !n.is_power_of_two() {
-        return None;
-    }
-    let mask = n - 1;
+    let mask = n.wrapping_sub(1);
     let want = prefix.to_be_bytes();
-    let mut pos = slot_hash(prefix, len) as usize & mask;
+    let hash = slot_hash(prefix, len);
+    let tag = tag_of(hash);
+    let mut pos = hash as usize & mask;
     for _ in 0..n {
         let slot = slots.get(pos)?;
-        if slot.route.to_native() == EMPTY_SLOT {
+        let r = slot.route.to_native();
+        if r == EMPTY_SLOT {
             return None;
         }
-        if slot.len == len && slot.prefix == want {
-            return Some(slot);
+        if slot.tag.to_native() == tag
+            && let Some(route) = routes.get(r as usize)
+            && route.len == len
+            && route.prefix == want
+        {
+            return Some((slot, route));
         }
         pos = (pos + 1) & mask;
     }

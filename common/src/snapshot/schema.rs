@@ -44,7 +44,8 @@ pub struct RouteSnapshot {
     pub node: NodeInfo,
     /// Selected routes, sorted by `(prefix, len)`, at most one per prefix.
     pub routes: Vec<Route>,
-    /// Links to neighbours, sorted by `id`, ids unique and never [`LOCAL`].
+    /// Links to neighbours, sorted by `id`, ids unique and never [`LOCAL`];
+    /// fewer than 65535 of them.
     pub links: Vec<Link>,
     /// Longest-prefix-match index over `routes`.
     pub index: RouteIndex,
@@ -204,6 +205,12 @@ impl ArchivedUnderlay {
 /// `lengths` lists the distinct prefix lengths present, longest first: a
 /// lookup masks the address to each in turn and probes, so a table of /64s
 /// answers in one probe sequence.
+///
+/// A slot is 8 bytes (route number, next-hop link position, 16-bit hash
+/// tag), not the whole key: at 100k routes the table is 2 MiB and stays in a
+/// core's L2 cache, where a 28-byte slot with the key would take 7 MiB. A hit
+/// has to read its route anyway (its `router_id` picks the session key), and
+/// the key is checked there; the tag spares a miss from reading routes.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[rkyv(derive(Debug))]
 pub struct RouteIndex {
@@ -213,23 +220,22 @@ pub struct RouteIndex {
     pub lengths: Vec<u8>,
 }
 
-/// One hash table slot: the key, the route it leads to, and the position of
-/// the route's next-hop link in `links`, so that forwarding a packet in
-/// transit needs only this slot and the (small, hot) link table.
+/// The link position of a slot whose route is delivered locally.
+pub const LOCAL_LINK: u16 = u16::MAX;
+
+/// One hash table slot.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct IndexSlot {
-    /// The route's prefix (masked).
-    pub prefix: [u8; 16],
     /// Position in `routes`, or [`EMPTY_SLOT`].
     pub route: u32,
-    /// Position of the next-hop link in `links`, or [`LOCAL`].
-    pub link: u32,
-    /// The route's prefix length.
-    pub len: u8,
+    /// Position of the route's next-hop link in `links`, or [`LOCAL_LINK`].
+    pub link: u16,
+    /// The top 16 bits of the key's [`slot_hash`](super::index::slot_hash).
+    pub tag: u16,
 }
 
 impl IndexSlot {
-    /// An unused slot (all other fields zero).
-    pub const EMPTY: IndexSlot = IndexSlot { prefix: [0; 16], route: EMPTY_SLOT, link: 0, len: 0 };
+    /// An unused slot.
+    pub const EMPTY: IndexSlot = IndexSlot { route: EMPTY_SLOT, link: 0, tag: 0 };
 }

@@ -63,6 +63,10 @@ fn built_snapshot_round_trips_through_bytes() {
     let bytes = bytes_of(&snap);
     let view = SnapshotView::validate(&bytes).unwrap();
     assert_eq!(view.to_snapshot().unwrap(), snap);
+    // A reused buffer (holding older bytes) gives the same bytes.
+    let mut old = AlignedVec::<16>::new();
+    old.extend_from_slice(&[0xee; 4096]);
+    assert_eq!(snap.to_bytes_in(old).unwrap().as_slice(), bytes.as_slice());
     assert_eq!(view.generation(), 42);
     assert_eq!(view.created_at(), Timestamp::from_nanos(1_000));
     assert_eq!(view.node_public_key(), key(1));
@@ -132,6 +136,8 @@ fn builder_rejects_inconsistent_inputs() {
     assert!(matches!(err(b().routes([Route { next_hop: 9, ..r }])), BuildError::UnknownNextHop { next_hop: 9, .. }));
     assert_eq!(err(b().links([link(1, false)])), BuildError::DuplicateLink(1));
     assert_eq!(err(b().links([Link { id: LOCAL, ..link(1, true) }])), BuildError::ReservedLinkId);
+    let too_many = (2..=u32::from(u16::MAX)).map(|id| link(id, true));
+    assert_eq!(err(b().links(too_many)), BuildError::TooManyLinks(65535));
 }
 
 #[test]
@@ -206,11 +212,19 @@ fn validation_rejects_an_index_that_does_not_match_the_routes() {
         }),
         E::IndexSlot { .. }
     ));
-    // A slot whose key differs from its route.
+    // A slot whose tag differs from its route's hash.
     assert!(matches!(
         reject(|s| {
             let i = slot_of(s, 1);
-            s.index.slots[i].prefix[0] ^= 0x80
+            s.index.slots[i].tag ^= 1
+        }),
+        E::IndexSlot { .. }
+    ));
+    // A slot naming the wrong link for its route.
+    assert!(matches!(
+        reject(|s| {
+            let i = slot_of(s, 2);
+            s.index.slots[i].link ^= 1
         }),
         E::IndexSlot { .. }
     ));
@@ -317,7 +331,13 @@ proptest! {
     ) {
         let bytes = build(&routes);
         let view = SnapshotView::validate(&bytes).unwrap();
-        let probes = queries.iter().copied().chain(routes.iter().map(|r| r.prefix));
+        let probes: Vec<[u8; 16]> = queries.iter().copied().chain(routes.iter().map(|r| r.prefix)).collect();
+        let mut batch = vec![None; probes.len()];
+        view.lookup_batch(&probes, &mut batch);
+        for (q, b) in probes.iter().zip(&batch) {
+            let one = view.lookup(q).map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id()));
+            prop_assert_eq!(b.map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id())), one);
+        }
         for q in probes {
             let got = view.lookup(&q).map(|h| (h.route.prefix(), h.route.len(), h.route.next_hop_id(), h.route.metric()));
             let want = naive_lookup(&routes, &q).map(|r| (r.prefix, r.len, r.next_hop, r.metric));
@@ -367,5 +387,45 @@ proptest! {
                 prop_assert_eq!(got, naive_lookup(&listed, &q).map(|r| (r.prefix, r.len)));
             }
         }
+    }
+}
+
+/// The fuzz target's seeds (`fuzz/corpus/snapshot_validate/seed-*`): a small
+/// snapshot exercising every kind of route and link, and an empty one.
+fn fuzz_seeds() -> Vec<(&'static str, AlignedVec)> {
+    let peer = key(9);
+    let links = [
+        Link::new(1, "192.0.2.1:9651".parse().unwrap(), LinkState::Up, &peer),
+        Link::new(2, "[2001:db8::1]:1".parse().unwrap(), LinkState::Down, &peer),
+    ];
+    let mk = |p: u128, len: u8, next_hop: u32| Route {
+        prefix: p.to_be_bytes(),
+        len,
+        next_hop,
+        metric: 1,
+        seqno: 2,
+        router_id: [3; 32],
+    };
+    let base = 0x0400_0001_u128 << 96;
+    let routes = [mk(0, 0, 1), mk(0x0400 << 112, 7, LOCAL), mk(base, 64, 2), mk(base | 5, 128, 1)];
+    let small = SnapshotBuilder::new(node(), 1, Timestamp::from_nanos(1)).links(links).routes(routes).build();
+    let empty = SnapshotBuilder::new(node(), 0, Timestamp::ZERO).build();
+    vec![("seed-small", bytes_of(&small.unwrap())), ("seed-empty", bytes_of(&empty.unwrap()))]
+}
+
+#[test]
+fn committed_fuzz_seeds_are_current_snapshots() {
+    // Run with MYCELIUM_WRITE_SEEDS=1 to rewrite them after a schema change.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/snapshot_validate");
+    let write = std::env::var_os("MYCELIUM_WRITE_SEEDS").is_some();
+    for (name, bytes) in fuzz_seeds() {
+        SnapshotView::validate(&bytes).unwrap();
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(on_disk, bytes.as_slice(), "{} is stale (run with MYCELIUM_WRITE_SEEDS=1)", path.display());
     }
 }

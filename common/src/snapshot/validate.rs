@@ -12,8 +12,10 @@
 
 use rkyv::rancor;
 
-use super::index::{lengths_of, prefix_mask, slot_hash};
-use super::schema::{ArchivedRouteSnapshot, EMPTY_SLOT, FAMILY_V4, FAMILY_V6, LOCAL, LinkState, SNAPSHOT_VERSION};
+use super::index::{lengths_of, prefix_mask, slot_hash, tag_of};
+use super::schema::{
+    ArchivedRouteSnapshot, EMPTY_SLOT, FAMILY_V4, FAMILY_V6, LOCAL, LOCAL_LINK, LinkState, SNAPSHOT_VERSION,
+};
 
 /// Why bytes are not a usable route snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +50,9 @@ pub enum SnapshotError {
         /// Position in `routes`.
         index: usize,
     },
-    /// Links out of id order, a duplicate id, or the reserved id.
-    #[error("link {index}: id out of order, duplicate, or reserved")]
+    /// Links out of id order, a duplicate id, the reserved id, or one link
+    /// too many.
+    #[error("link {index}: id out of order, duplicate, or reserved, or too many links")]
     LinkOrder {
         /// Position in `links`.
         index: usize,
@@ -102,6 +105,9 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<&ArchivedRouteSnapshot, SnapshotE
 }
 
 fn check_links(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
+    if snap.links.len() >= usize::from(LOCAL_LINK) {
+        return Err(SnapshotError::LinkOrder { index: usize::from(LOCAL_LINK) });
+    }
     let mut prev: Option<u32> = None;
     for (index, link) in snap.links.iter().enumerate() {
         let id = link.id.to_native();
@@ -122,15 +128,16 @@ fn check_links(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
 }
 
 fn check_routes(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
-    let mut prev: Option<([u8; 16], u8)> = None;
+    let mut prev: Option<(u128, u8)> = None;
     for (index, route) in snap.routes.iter().enumerate() {
         if route.len > 128 {
             return Err(SnapshotError::PrefixLength { index, len: route.len });
         }
-        if u128::from_be_bytes(route.prefix) & !prefix_mask(route.len) != 0 {
+        let prefix = u128::from_be_bytes(route.prefix);
+        if prefix & !prefix_mask(route.len) != 0 {
             return Err(SnapshotError::HostBits { index });
         }
-        let key = (route.prefix, route.len);
+        let key = (prefix, route.len);
         if prev.is_some_and(|p| p >= key) {
             return Err(SnapshotError::RouteOrder { index });
         }
@@ -142,11 +149,18 @@ fn check_routes(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-/// Proves the slot table is exactly the hash table of the routes: each
-/// non-empty slot matches its route (key and next-hop link), each route sits
-/// in exactly one slot, and each slot is reachable from its home position
-/// without crossing an empty slot. Next hops are checked here too: a route's
-/// slot must name the position of a link whose id is the route's next hop.
+/// Proves the slot table is exactly the hash table of the routes, in two
+/// sequential passes:
+/// 1. over the slots: each non-empty slot names a route in range, and no
+///    route is named twice, and as many slots are full as there are routes
+///    (so full slots and routes correspond one to one);
+/// 2. over the routes: probing from each route's home position, as a lookup
+///    does, reaches its slot before any empty slot (so lookups find it), and
+///    that slot carries the route's hash tag and the position of a link
+///    whose id is the route's next hop (so next hops exist).
+///
+/// Pass 2 reads the 8-byte slots at random but the routes in order, which
+/// keeps it cache friendly for big tables.
 fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
     let slots = snap.index.slots.as_slice();
     let routes = snap.routes.as_slice();
@@ -156,45 +170,16 @@ fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
         return Err(SnapshotError::IndexSize { slots: n, routes: routes.len() });
     }
     let mask = n - 1;
-    // Start the scan just after an empty slot, so every run of full slots is
-    // seen from its beginning even where it wraps around the end.
-    let Some(start) = slots.iter().position(|s| s.route.to_native() == EMPTY_SLOT) else {
-        return Err(SnapshotError::IndexSize { slots: n, routes: routes.len() });
-    };
+
     let mut seen = vec![0u64; routes.len().div_ceil(64)];
     let mut found = 0usize;
-    let mut run_start = start;
-    for step in 1..=n {
-        let pos = (start + step) & mask;
-        let Some(slot) = slots.get(pos) else {
-            return Err(SnapshotError::IndexSlot { slot: pos });
-        };
+    for (pos, slot) in slots.iter().enumerate() {
         let r = slot.route.to_native();
         if r == EMPTY_SLOT {
-            run_start = pos;
             continue;
         }
         let bad = || SnapshotError::IndexSlot { slot: pos };
-        let route = routes.get(r as usize).ok_or_else(bad)?;
-        if slot.prefix != route.prefix || slot.len != route.len {
-            return Err(bad());
-        }
-        let link = slot.link.to_native();
-        let next_hop = route.next_hop.to_native();
-        let link_ok = if next_hop == LOCAL {
-            link == LOCAL
-        } else {
-            links.get(link as usize).is_some_and(|l| l.id.to_native() == next_hop)
-        };
-        if !link_ok {
-            return Err(bad());
-        }
-        // Reachable: the home position lies inside the current run of full
-        // slots, i.e. no further back than the run's first slot.
-        let home = slot_hash(u128::from_be_bytes(route.prefix), route.len) as usize & mask;
-        let dist_home = pos.wrapping_sub(home) & mask;
-        let dist_run = pos.wrapping_sub(run_start) & mask;
-        if dist_home >= dist_run {
+        if r as usize >= routes.len() {
             return Err(bad());
         }
         let word = seen.get_mut(r as usize / 64).ok_or_else(bad)?;
@@ -207,6 +192,39 @@ fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
     }
     if found != routes.len() {
         return Err(SnapshotError::IndexCount { found, routes: routes.len() });
+    }
+
+    for (i, route) in routes.iter().enumerate() {
+        let hash = slot_hash(u128::from_be_bytes(route.prefix), route.len);
+        let mut pos = hash as usize & mask;
+        let mut slot = None;
+        for _ in 0..n {
+            let Some(s) = slots.get(pos) else { break };
+            let r = s.route.to_native();
+            if r == EMPTY_SLOT {
+                break;
+            }
+            if r as usize == i {
+                slot = Some((pos, s));
+                break;
+            }
+            pos = (pos + 1) & mask;
+        }
+        // Unreachable: an empty slot lies between the home position and the
+        // route's slot.
+        let Some((pos, slot)) = slot else {
+            return Err(SnapshotError::IndexSlot { slot: pos });
+        };
+        let next_hop = route.next_hop.to_native();
+        let link = slot.link.to_native();
+        let link_ok = if next_hop == LOCAL {
+            link == LOCAL_LINK
+        } else {
+            links.get(usize::from(link)).is_some_and(|l| l.id.to_native() == next_hop)
+        };
+        if slot.tag.to_native() != tag_of(hash) || !link_ok {
+            return Err(SnapshotError::IndexSlot { slot: pos });
+        }
     }
     Ok(())
 }

@@ -11,8 +11,10 @@
 
 use std::net::SocketAddr;
 
-use super::index::{prefix_mask, probe};
-use super::schema::{ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL, LinkState, RouteSnapshot};
+use super::index::{prefix_mask, probe, slot_hash, tag_of};
+use super::schema::{
+    ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, EMPTY_SLOT, LOCAL_LINK, LinkState, RouteSnapshot,
+};
 use super::validate::{SnapshotError, validate};
 use crate::identity::PublicKey;
 use crate::time::Timestamp;
@@ -88,21 +90,58 @@ impl<'a> SnapshotView<'a> {
     pub fn lookup(&self, dst: &[u8; 16]) -> Option<RouteHit<'a>> {
         let snap = self.snap;
         let slots = snap.index.slots.as_slice();
+        let routes = snap.routes.as_slice();
         let addr = u128::from_be_bytes(*dst);
         for &len in snap.index.lengths.iter() {
-            let Some(slot) = probe(slots, addr & prefix_mask(len), len) else {
+            let Some((slot, route)) = probe(slots, routes, addr & prefix_mask(len), len) else {
                 continue;
             };
-            let route = snap.routes.get(slot.route.to_native() as usize)?;
             let link = slot.link.to_native();
-            let next_hop = if link == LOCAL {
+            let next_hop = if link == LOCAL_LINK {
                 NextHop::Local
             } else {
-                NextHop::Link(LinkView { link: snap.links.get(link as usize)? })
+                NextHop::Link(LinkView { link: snap.links.get(usize::from(link))? })
             };
             return Some(RouteHit { route: RouteView { route }, next_hop });
         }
         None
+    }
+
+    /// Looks up a batch: `out[i]` becomes `lookup(&dsts[i])` for every `i`
+    /// below both lengths.
+    ///
+    /// Same answers as one at a time, but when the table is bigger than the
+    /// caches it is faster: for each chunk of destinations it first reads
+    /// every home slot (of the longest prefix length), then every candidate
+    /// route, so the cache misses of the chunk overlap instead of queueing
+    /// behind each other; the lookups proper then find their lines cached.
+    pub fn lookup_batch(&self, dsts: &[[u8; 16]], out: &mut [Option<RouteHit<'a>>]) {
+        const CHUNK: usize = 32;
+        let snap = self.snap;
+        let slots = snap.index.slots.as_slice();
+        let routes = snap.routes.as_slice();
+        let mask = slots.len().wrapping_sub(1);
+        let first_len = snap.index.lengths.first().copied().unwrap_or(0);
+        for (dsts, out) in dsts.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            let mut first = [EMPTY_SLOT; CHUNK];
+            for (f, dst) in first.iter_mut().zip(dsts) {
+                let key = u128::from_be_bytes(*dst) & prefix_mask(first_len);
+                let hash = slot_hash(key, first_len);
+                // Only a slot whose tag matches leads to a route worth reading.
+                *f = slots
+                    .get(hash as usize & mask)
+                    .filter(|s| s.tag.to_native() == tag_of(hash))
+                    .map_or(EMPTY_SLOT, |s| s.route.to_native());
+            }
+            let mut touched = 0u8;
+            for &r in &first {
+                touched ^= routes.get(r as usize).map_or(0, |route| route.len);
+            }
+            std::hint::black_box(touched);
+            for (o, dst) in out.iter_mut().zip(dsts) {
+                *o = self.lookup(dst);
+            }
+        }
     }
 
     /// A deserialized copy, for tools and tests (allocates).
@@ -151,7 +190,7 @@ impl<'a> RouteView<'a> {
         self.route.len == 0
     }
 
-    /// Next-hop link id, or [`LOCAL`].
+    /// Next-hop link id, or [`LOCAL`](super::LOCAL).
     pub fn next_hop_id(&self) -> u32 {
         self.route.next_hop.to_native()
     }
