@@ -25,10 +25,11 @@ pub struct Tcp {
     pub bytes: u64,
     /// TCP retransmissions the sender counted.
     pub retransmits: u64,
-    /// CPU seconds of the tunnel's processes during the run (`None`: the
-    /// path has none, e.g. raw veth).
-    pub tunnel_cpu_s: Option<f64>,
-    /// Those seconds per GB (10^9 bytes) received.
+    /// User and system CPU seconds of the tunnel's processes during the
+    /// run (`None`: the path has none, e.g. raw veth).
+    pub tunnel_user_s: Option<f64>,
+    pub tunnel_system_s: Option<f64>,
+    /// Their sum per GB (10^9 bytes) received.
     pub tunnel_cpu_s_per_gb: Option<f64>,
     /// Busy CPU seconds of the whole machine during the run, per GB: kernel
     /// work included, but so is any other load on the machine.
@@ -74,14 +75,18 @@ pub fn iperf3(net: &LineNet, target: IpAddr, seconds: u32, streams: u32, pids: &
     let bps = received["bits_per_second"].as_f64().context("iperf3: end.sum_received.bits_per_second")?;
     let retransmits = json["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0);
     let gb = bytes as f64 / 1e9;
-    let tunnel_cpu = (!pids.is_empty()).then(|| cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).sum::<f64>());
+    let spent = |pick: fn(&(f64, f64)) -> f64| {
+        (!pids.is_empty()).then(|| cpu_after.iter().zip(&cpu_before).map(|(a, b)| pick(a) - pick(b)).sum::<f64>())
+    };
+    let (user, system) = (spent(|t| t.0), spent(|t| t.1));
     Ok(Tcp {
         streams,
         mbit_s: bps / 1e6,
         bytes,
         retransmits,
-        tunnel_cpu_s: tunnel_cpu,
-        tunnel_cpu_s_per_gb: tunnel_cpu.filter(|_| gb > 0.0).map(|c| c / gb),
+        tunnel_user_s: user,
+        tunnel_system_s: system,
+        tunnel_cpu_s_per_gb: user.zip(system).filter(|_| gb > 0.0).map(|(u, s)| (u + s) / gb),
         machine_cpu_s_per_gb: if gb > 0.0 { machine / gb } else { 0.0 },
     })
 }

@@ -52,10 +52,11 @@ pub fn measure_line(n: usize, paths: &[&dyn Tunnel], plan: &Plan, log: &dyn Fn(&
         log(&format!("starting {what}"));
         let running = path.start(&net).with_context(|| format!("starting {what}"))?;
         let result = measure_path(&net, running.as_ref(), plan, log);
+        let stats = running.stats();
         let stopped = running.stop();
         let (ping, tcp) = result.with_context(|| format!("measuring {what}"))?;
         stopped.with_context(|| format!("stopping {what}"))?;
-        rows.push(Row { topology: topology_name(n), path: path.name().to_string(), ping, tcp });
+        rows.push(Row { topology: topology_name(n), path: path.name().to_string(), ping, tcp, stats });
     }
     Ok(rows)
 }

@@ -133,24 +133,25 @@ fn ticks_per_second() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
-/// User + system CPU seconds of process `pid` so far (all threads).
-pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+/// User and system CPU seconds of process `pid` so far (all threads).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let ticks = parse_stat_times(&stat).with_context(|| format!("parsing {path}"))?;
-    Ok(ticks as f64 / ticks_per_second())
+    let (user, system) = parse_stat_times(&stat).with_context(|| format!("parsing {path}"))?;
+    let hz = ticks_per_second();
+    Ok((user as f64 / hz, system as f64 / hz))
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command
-/// name (field 2) may hold spaces and parentheses, so fields are counted
-/// from the last `)`.
-fn parse_stat_times(stat: &str) -> Option<u64> {
+/// utime and stime (fields 14 and 15) of a `/proc/PID/stat` line. The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // After ")": field 3 (state) is the first token, so utime is token 11.
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Busy (non-idle, non-iowait) CPU seconds of the whole machine so far,
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn stat_times_are_counted_from_the_last_parenthesis() {
         let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 150 25 0 0 20 0 3 0 100";
-        assert_eq!(parse_stat_times(line), Some(175));
+        assert_eq!(parse_stat_times(line), Some((150, 25)));
         assert_eq!(parse_stat_times("4242 (x) S 1"), None);
     }
 
@@ -193,6 +194,7 @@ mod tests {
 
     #[test]
     fn our_own_cpu_time_is_readable() {
-        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        let (user, system) = cpu_seconds(std::process::id()).unwrap();
+        assert!(user >= 0.0 && system >= 0.0);
     }
 }

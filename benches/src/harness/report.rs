@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::measure::{Ping, Tcp};
+use super::tunnel::NodeStats;
 
 /// Where and how the figures were taken.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,8 @@ pub struct Row {
     pub path: String,
     pub ping: Ping,
     pub tcp: Vec<Tcp>,
+    /// The tunnel's own counters after all of the row's runs.
+    pub stats: Vec<NodeStats>,
 }
 
 /// One quotient between two rows' figures.
@@ -103,7 +106,13 @@ impl Report {
         for row in &self.rows {
             let _ = write!(s, "| {} | {} |", row.topology, row.path);
             for t in &row.tcp {
-                let cpu = t.tunnel_cpu_s_per_gb.map_or("-".to_string(), |c| format!("{c:.2}"));
+                let cpu = match (t.tunnel_cpu_s_per_gb, t.tunnel_user_s, t.tunnel_system_s) {
+                    (Some(c), Some(u), Some(sys)) if u + sys > 0.0 => {
+                        format!("{c:.2} ({:.0}% user)", 100.0 * u / (u + sys))
+                    }
+                    (Some(c), ..) => format!("{c:.2}"),
+                    _ => "-".to_string(),
+                };
                 let _ = write!(s, " {:.0} | {cpu} | {:.2} |", t.mbit_s, t.machine_cpu_s_per_gb);
             }
             let p = &row.ping;
@@ -122,6 +131,25 @@ impl Report {
                 }
                 let _ = writeln!(s, " {:.2} |", r.ping_avg);
             }
+        }
+        let with_stats: Vec<&Row> = self.rows.iter().filter(|r| !r.stats.is_empty()).collect();
+        if !with_stats.is_empty() {
+            let _ = writeln!(s, "\nTunnel counters over each row's runs:\n");
+        }
+        for row in with_stats {
+            let nodes: Vec<String> = row
+                .stats
+                .iter()
+                .map(|n| {
+                    let drops: Vec<String> = n.drops.iter().map(|(r, c)| format!("{r} {c}")).collect();
+                    let drops = if drops.is_empty() { "none".to_string() } else { drops.join(", ") };
+                    format!(
+                        "node {}: {} packets in {} batches ({:.1}/batch), buffers exhausted {}, drops: {drops}",
+                        n.node, n.packets_in, n.batches, n.packets_per_batch, n.buffers_exhausted
+                    )
+                })
+                .collect();
+            let _ = writeln!(s, "- {} / {}: {}", row.topology, row.path, nodes.join("; "));
         }
         s
     }
@@ -150,12 +178,13 @@ mod tests {
             mbit_s: mbit * f64::from(streams),
             bytes: 1,
             retransmits: 0,
-            tunnel_cpu_s: None,
+            tunnel_user_s: None,
+            tunnel_system_s: None,
             tunnel_cpu_s_per_gb: None,
             machine_cpu_s_per_gb: 1.0,
         };
         let ping = Ping { sent: 1, received: 1, min_ms: rtt, avg_ms: rtt, p99_ms: rtt, max_ms: rtt };
-        Row { topology: topology.into(), path: path.into(), ping, tcp: vec![tcp(1), tcp(4)] }
+        Row { topology: topology.into(), path: path.into(), ping, tcp: vec![tcp(1), tcp(4)], stats: Vec::new() }
     }
 
     fn machine() -> Machine {

@@ -7,6 +7,7 @@
 //! with routes and keys published by the harness. Other overlays (wireguard-go,
 //! boringtun, yggdrasil, nebula) are added as further implementations.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mycelium_common::shm::{Publisher, ShmDir};
 use mycelium_common::time::Timestamp;
+use mycelium_dataplane::engine::counters::{CounterValues, DropReason};
 use mycelium_dataplane::io::shm::{read_all_counters, read_epoch};
+use serde::Serialize;
 
 use super::netns::{LineNet, run_stem, shm_dir};
 use super::process::Guarded;
@@ -41,9 +44,48 @@ pub trait Running {
     /// Processes whose CPU time is the path's cost (none for the kernel).
     fn pids(&self) -> Vec<u32>;
 
+    /// The tunnel processes' own counters so far, one entry per node (none
+    /// for paths without counters).
+    fn stats(&self) -> Vec<NodeStats> {
+        Vec::new()
+    }
+
     /// Tears the path down, reporting anything that went wrong (a process
     /// that did not exit cleanly, say).
     fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// One node's dataplane counters, summed over its shards.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStats {
+    pub node: usize,
+    /// Packets received from the underlay and the TUN.
+    pub packets_in: u64,
+    /// Loop iterations that handed the engine a batch (or woke up idle).
+    pub batches: u64,
+    pub packets_per_batch: f64,
+    pub buffers_exhausted: u64,
+    /// Non-zero drop counters by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl NodeStats {
+    fn new(node: usize, c: &CounterValues) -> NodeStats {
+        let packets_in = c.underlay_rx_packets + c.tun_rx_packets;
+        let drops = DropReason::ALL
+            .iter()
+            .filter(|r| c.drops[**r as usize] > 0)
+            .map(|r| (r.label().to_string(), c.drops[*r as usize]))
+            .collect();
+        NodeStats {
+            node,
+            packets_in,
+            batches: c.batches,
+            packets_per_batch: if c.batches > 0 { packets_in as f64 / c.batches as f64 } else { 0.0 },
+            buffers_exhausted: c.buffers_exhausted,
+            drops,
+        }
+    }
 }
 
 /// The veth links themselves, routed by the kernel across relays.
@@ -179,6 +221,14 @@ impl Running for MyceliumRunning {
 
     fn pids(&self) -> Vec<u32> {
         self.dataplanes.iter().map(Guarded::pid).collect()
+    }
+
+    fn stats(&self) -> Vec<NodeStats> {
+        let node = |(i, dir): (usize, &PathBuf)| {
+            let total: CounterValues = read_all_counters(dir).ok()?.into_iter().map(|(_, c)| c).sum();
+            Some(NodeStats::new(i, &total))
+        };
+        self.dirs.iter().enumerate().filter_map(node).collect()
     }
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
