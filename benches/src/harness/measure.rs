@@ -54,7 +54,7 @@ pub fn iperf3(net: &LineNet, target: IpAddr, seconds: u32, streams: u32, pids: &
     let server =
         quiet(net.command(last, "iperf3").args(["-s", "-1", "-p", IPERF_PORT])).spawn().context("iperf3 -s")?;
     let mut server = Guarded::new(server);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_listening(net, last, IPERF_PORT, Duration::from_secs(5)).context("iperf3 server")?;
     let cpu_before = pids.iter().map(|&p| cpu_seconds(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let machine_before = machine_busy_seconds()?;
     let (secs, par) = (seconds.to_string(), streams.to_string());
@@ -115,6 +115,19 @@ pub fn wait_reachable(net: &LineNet, target: IpAddr, timeout: Duration) -> anyho
         }
     }
     bail!("{target} did not answer a ping within {timeout:?}")
+}
+
+/// Waits until a TCP socket listens on `port` in node `node`'s namespace.
+fn wait_listening(net: &LineNet, node: usize, port: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let filter = format!("sport = :{port}");
+    while std::time::Instant::now() < deadline {
+        if net.exec(node, "ss", &["-Hltn", &filter]).is_ok_and(|out| !out.trim().is_empty()) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nothing listens on port {port} after {timeout:?}")
 }
 
 fn wait_output(child: std::process::Child, timeout: Duration) -> anyhow::Result<std::process::Output> {
