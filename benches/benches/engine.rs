@@ -52,11 +52,12 @@ const SCALE_SESSIONS: u32 = 1024;
 
 /// The three engines of the line, each reading its own published directory.
 struct Lab {
-    _dir: tempfile::TempDir,
     line: Line,
     a: SealedEngine,
     r: SealedEngine,
     b: SealedEngine,
+    /// Dropped last, after the engines that map files in it.
+    _dir: tempfile::TempDir,
 }
 
 fn lab(scale: bool) -> Lab {
@@ -80,7 +81,7 @@ fn lab(scale: bool) -> Lab {
         engine
     });
     let (a, r, b) = (engines.next().unwrap(), engines.next().unwrap(), engines.next().unwrap());
-    Lab { _dir: dir, line, a, r, b }
+    Lab { line, a, r, b, _dir: dir }
 }
 
 /// A batch's worth of pooled buffers, the batch and the output queues.
