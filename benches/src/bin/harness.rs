@@ -1,0 +1,167 @@
+//! `harness`: raw veth against the sealed overlay, in network namespaces.
+//!
+//! Run as root through `benches/harness/run.sh` (which builds the release
+//! binaries first). Prints a Markdown table and JSON, and writes both under
+//! `--out`. Everything it creates is named after its pid and removed on
+//! exit, on error, on a panic and on SIGINT/SIGTERM/SIGHUP; leftovers of
+//! earlier runs that died harder are removed at start.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use mycelium_benches::harness::report::{Machine, Report};
+use mycelium_benches::harness::tunnel::{MyceliumSealed, RawVeth, Tunnel};
+use mycelium_benches::harness::{Plan, measure_line, netns};
+
+/// Throughput and latency of the overlay against raw veth, side by side.
+#[derive(Debug, Parser)]
+#[command(name = "harness")]
+struct Args {
+    /// The `mycelium-dataplane` binary [default: next to this one].
+    #[arg(long)]
+    dataplane: Option<PathBuf>,
+    /// Seconds per iperf3 run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
+    seconds: u32,
+    /// Line lengths to measure (2: two nodes; 3: one relay).
+    #[arg(long, value_delimiter = ',', default_values_t = [2usize, 3])]
+    nodes: Vec<usize>,
+    /// Pings per RTT measurement (20 ms apart).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pings: u32,
+    /// Directory for report.json and report.md.
+    #[arg(long, default_value = "target/harness")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // The release profile aborts on panic: clean up in the hook, before that.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        netns::sweep(true);
+    }));
+    if let Err(e) = handle_signals() {
+        eprintln!("harness: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = Args::try_parse().map_err(anyhow::Error::from).and_then(run);
+    netns::sweep(true);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("harness: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in every thread and waits for them on
+/// one of its own, which cleans up and exits. Must run before any other
+/// thread starts (they inherit the mask).
+fn handle_signals() -> anyhow::Result<()> {
+    // Safety: sigset_t is plain data that sigemptyset initializes; the calls
+    // only read and write that local set and this thread's signal mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            bail!("blocking signals: {}", std::io::Error::last_os_error());
+        }
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // Safety: `set` is an initialized signal set and `sig` a valid out-pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            eprintln!("harness: signal {sig}: cleaning up");
+            netns::sweep(true);
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    preflight()?;
+    netns::sweep(false);
+    let dataplane = match args.dataplane {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("mycelium-dataplane"),
+    };
+    let dataplane = dataplane
+        .canonicalize()
+        .with_context(|| format!("{}: build it first (benches/harness/run.sh does)", dataplane.display()))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let raw = RawVeth;
+    let sealed = MyceliumSealed { binary: dataplane, cores: cpus };
+    let paths: [&dyn Tunnel; 2] = [&raw, &sealed];
+    let plan = Plan { seconds: args.seconds, streams: vec![1, 4], pings: args.pings, ping_interval_ms: 20 };
+
+    let load_before = loadavg();
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let mut rows = Vec::new();
+    for &n in &args.nodes {
+        rows.extend(measure_line(n, &paths, &plan, &|line| eprintln!("{line}"))?);
+    }
+    let machine = Machine {
+        date,
+        cpu_model: cpu_model(),
+        cpus,
+        kernel: output("uname", &["-r"]).unwrap_or_default(),
+        load_before,
+        load_after: loadavg(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        seconds: args.seconds,
+    };
+    let report = Report::new(machine, rows);
+    let markdown = report.markdown();
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{markdown}\n{json}");
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    std::fs::write(args.out.join("report.json"), json + "\n")?;
+    eprintln!("wrote {0}/report.md and {0}/report.json", args.out.display());
+    Ok(())
+}
+
+/// Root and the tools, or a clear message.
+fn preflight() -> anyhow::Result<()> {
+    // Safety: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("needs root (network namespaces)");
+    }
+    for (tool, arg, hint) in
+        [("ip", "-V", "iproute2"), ("iperf3", "--version", "apt-get install -y iperf3"), ("ping", "-V", "iputils-ping")]
+    {
+        if !Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success()) {
+            bail!("{tool} not found ({hint})");
+        }
+    }
+    Ok(())
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info.lines().find_map(|l| l.strip_prefix("model name")).and_then(|l| l.split_once(':'));
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags")).unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let features: Vec<&str> = ["aes", "vaes", "vpclmulqdq", "avx2", "avx512f"].into_iter().filter(|f| has(f)).collect();
+    format!("{} ({})", model.map_or("unknown", |(_, m)| m.trim()), features.join(", "))
+}
