@@ -291,6 +291,33 @@ impl Router {
         state.route(link).and_then(|r| state.usable(r, prefix, &self.neighbours, &self.sources))
     }
 
+    /// Every route heard for `prefix` through a neighbour that is up, with
+    /// whether it is feasible now (for `mctl routes` and debugging).
+    pub fn routes_for(&self, prefix: &Subnet) -> Vec<(RouteInfo, bool)> {
+        let Some(state) = self.prefixes.get(prefix) else { return Vec::new() };
+        state
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let nb = self.neighbours.get(&r.link)?;
+                let info = RouteInfo {
+                    link: r.link,
+                    neighbour: nb.key,
+                    metric: super::routes::add_metric(r.adv_metric, nb.cost),
+                    smoothed_metric: super::routes::add_metric(r.adv_metric, nb.smoothed),
+                    seqno: r.seqno,
+                    router_id: r.router_id,
+                };
+                Some((info, self.sources.is_feasible(prefix, &r.router_id, r.seqno, r.adv_metric)))
+            })
+            .collect()
+    }
+
+    /// This node's feasibility distance for `(prefix, router_id)`.
+    pub fn feasibility_distance(&self, prefix: &Subnet, router_id: &PublicKey) -> Option<super::source::Distance> {
+        self.sources.get(prefix, router_id)
+    }
+
     /// How many prefixes have a selected route.
     pub fn selected_count(&self) -> usize {
         self.prefixes.values().filter(|s| s.selected.is_some()).count()

@@ -164,3 +164,51 @@ fn malformed_and_unknown_link_messages_are_ignored_without_panicking() {
     assert_eq!(r.stats().malformed_ignored, 2);
     assert_eq!(r.selected_count(), 0);
 }
+
+#[test]
+fn an_unanswered_seqno_request_is_resent_then_given_up() {
+    let cfg = RouterConfig::default();
+    let mut r = Router::new(t(0), key(1), cfg);
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    r.handle_neighbour(t(2), LinkId(0), key(2), METRIC_INFINITY, METRIC_INFINITY);
+    let count = |out: &[Transmit]| {
+        out.iter().filter(|tx| matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6)).count()
+    };
+    assert_eq!(count(&drain(&mut r)), 1);
+    let mut sent = 0;
+    let mut now = t(2);
+    while now < t(5_000) {
+        now = r.poll_timeout().max(now + Duration::from_millis(1));
+        r.handle_timeout(now);
+        sent += count(&drain(&mut r));
+    }
+    assert_eq!(sent, usize::from(cfg.request_resends));
+}
+
+#[test]
+fn a_request_forwarded_towards_a_failed_neighbour_does_not_suppress_our_own() {
+    // Regression: a node that had forwarded a neighbour's seqno request
+    // towards its next hop treated its own request, made when that next hop
+    // failed, as a duplicate; the forwarded one was lost with the next hop,
+    // and the node starved until the next periodic update.
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    let req = SeqnoRequest { plen: 64, seqno: 6, hop_count: 10, router_id: key(9), prefix: prefix.prefix() };
+    r.handle_message(t(2), LinkId(1), &ControlMessage::SeqnoRequest(req));
+    assert!(drain(&mut r).iter().any(|tx| tx.to == Destination::Link(LinkId(0))
+        && matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6 && q.hop_count == 9)));
+    r.handle_neighbour(t(3), LinkId(0), key(2), METRIC_INFINITY, METRIC_INFINITY);
+    assert!(
+        drain(&mut r)
+            .iter()
+            .any(|tx| tx.to == Destination::AllLinks
+                && matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6))
+    );
+}
