@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use mycelium_common::address::Subnet;
 use mycelium_common::identity::PublicKey;
 use mycelium_common::time::Timestamp;
-use mycelium_common::wire::tlv::{ControlMessage, METRIC_INFINITY, Update};
+use mycelium_common::wire::tlv::{ControlMessage, METRIC_INFINITY, RouteRequest, Update};
 
 use super::config::RouterConfig;
 use super::requests::PendingRequest;
@@ -136,8 +136,14 @@ impl Router {
         //~ When a node receives a wildcard route request, it SHOULD send a
         //~ full route table dump.
         // A new neighbour knows nothing: give it the full table at once
-        // rather than waiting for the next periodic update (it does the same).
+        // rather than waiting for the next periodic update, and ask for its
+        // own (what it sent before its side of the link was up to us here
+        // was dropped).
         self.send_dump(now, Destination::Link(link));
+        self.push_transmit(
+            Destination::Link(link),
+            ControlMessage::RouteRequest(RouteRequest { plen: 0, prefix: [0; 16] }),
+        );
     }
 
     fn neighbour_down(&mut self, now: Timestamp, link: LinkId) {

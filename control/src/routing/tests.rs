@@ -212,3 +212,24 @@ fn a_request_forwarded_towards_a_failed_neighbour_does_not_suppress_our_own() {
                 && matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6))
     );
 }
+
+#[test]
+fn a_new_neighbour_is_asked_for_its_full_table_and_a_wildcard_request_gets_one() {
+    let mut a = Router::new(t(0), key(1), RouterConfig::default());
+    a.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    let out = drain(&mut a);
+    let request = out
+        .iter()
+        .find(|tx| matches!(tx.msg, ControlMessage::RouteRequest(q) if q.plen == 0))
+        .expect("wildcard request");
+    assert_eq!(request.to, Destination::Link(LinkId(0)));
+    a.handle_message(t(1), LinkId(0), &update_for(key(2), 1, 0));
+    drain(&mut a);
+    a.handle_message(t(2), LinkId(0), &request.msg);
+    let dump = drain(&mut a);
+    let updates: Vec<_> = dump
+        .iter()
+        .filter_map(|tx| if let ControlMessage::Update(u) = tx.msg { Some((tx.to, u.router_id)) } else { None })
+        .collect();
+    assert_eq!(updates, vec![(Destination::Link(LinkId(0)), key(1)), (Destination::Link(LinkId(0)), key(2))]);
+}
