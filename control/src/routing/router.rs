@@ -111,7 +111,11 @@ impl Router {
             self.neighbour_down(now, link);
             return;
         }
-        let smoothed = smoothed.min(METRIC_INFINITY - 1);
+        // Metrics must grow strictly along a path (a zero cost would make our
+        // own advertisement equal our next hop's and its route unfeasible),
+        // so costs are at least 1.
+        let cost = cost.max(1);
+        let smoothed = smoothed.clamp(1, METRIC_INFINITY - 1);
         match self.neighbours.get_mut(&link) {
             Some(nb) if nb.key == neighbour => {
                 if nb.cost != cost || nb.smoothed != smoothed {

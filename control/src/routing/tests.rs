@@ -233,3 +233,15 @@ fn a_new_neighbour_is_asked_for_its_full_table_and_a_wildcard_request_gets_one()
         .collect();
     assert_eq!(updates, vec![(Destination::Link(LinkId(0)), key(1)), (Destination::Link(LinkId(0)), key(2))]);
 }
+
+#[test]
+fn a_zero_link_cost_counts_as_one_so_the_selected_route_stays_feasible() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 0, 0);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    let sel = r.selected_route(&prefix).expect("selected");
+    assert_eq!(sel.metric, 21);
+    assert_eq!(r.route_table().entries.len(), 1);
+}
