@@ -127,3 +127,37 @@ fn the_same_seed_gives_the_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_thief_with_several_neighbours_cannot_pull_any_of_them_towards_a_prefix_it_does_not_own() {
+    // Square n0-n1-n2-n3-n0 plus n2-n0; n2 (three neighbours) claims n0's
+    // prefix under its own key on every link, again and again.
+    let mut t = Topology::square(fiber(10));
+    t.link(2, 0, fiber(40));
+    let mut sim = Sim::new(t, SimConfig::default());
+    sim.run_until(secs(5));
+    let victim = sim.node(0).router.local_prefix();
+    let forged = ControlMessage::Update(Update {
+        plen: 64,
+        interval_cs: 400,
+        seqno: 7,
+        metric: 0,
+        router_id: sim.node(2).key,
+        prefix: victim.prefix(),
+    });
+    let thief_links: Vec<(usize, usize)> =
+        sim.links().iter().enumerate().filter(|(_, l)| l.a == 2 || l.b == 2).map(|(i, l)| (l.other(2), i)).collect();
+    for _ in 0..10 {
+        for &(node, link) in &thief_links {
+            sim.inject(node, link, forged);
+        }
+        sim.run_for(ms(500));
+    }
+    assert!(sim.hijacks_ignored >= 30);
+    for i in 1..4 {
+        let path = sim.path(i, 0).expect("route to n0");
+        assert_eq!(path.last(), Some(&0));
+        let e = sim.route_table(i).get(&victim).cloned().expect("entry");
+        assert_eq!(e.selected.router_id, sim.node(0).key, "node {i}");
+    }
+}

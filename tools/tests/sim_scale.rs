@@ -38,22 +38,36 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Converges a random mesh and prints the figures; returns the simulation.
-fn converge(n: usize, degree: usize, seed: u64) -> Sim {
-    let topology = Topology::random_mesh(n, degree, 30, seed);
+/// With `traffic`, every link carries data (fast hellos, failure detection
+/// in 300 ms); without, links are idle (4 s hellos, 14 s to notice silence).
+fn converge(n: usize, degree: usize, seed: u64, traffic: bool) -> Sim {
+    let mut topology = Topology::random_mesh(n, degree, 30, seed);
+    if traffic {
+        for l in &mut topology.links {
+            l.props.traffic_bps = Some(10_000_000);
+        }
+    }
     let avg = topology.average_degree();
     assert!((4.0..=8.0).contains(&avg), "average degree {avg}");
     let mut sim = Sim::new(topology, SimConfig { seed, ..SimConfig::default() });
     let wall = Instant::now();
     let reach = sim.run_until_condition(ms(100), secs(120), |s| s.all_pairs_reachable()).expect("converged");
-    // Then let it settle (metrics, holds, smoothing).
-    sim.run_for(secs(20));
+    // Then let it settle (metrics, holds, smoothing), counting the route
+    // changes of the second half.
+    sim.run_for(secs(10));
+    sim.reset_route_changes();
+    sim.run_for(secs(10));
+    let late: u64 =
+        (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| u64::from(sim.route_changes(i, j))).sum();
     assert!(sim.all_pairs_reachable());
     let settled = sim.last_route_change.as_nanos().saturating_sub(1_000_000_000);
     let cpu: Duration = sim.nodes().iter().map(|n| n.engine_cpu).sum();
     println!(
         "{n} nodes, average degree {avg:.1}: all pairs reachable after {reach:?} simulated, last route change at {:?}; \
-         {} events, wall {:?}; engine CPU {:?} per node ({:?} in all); {} loop checks",
+         {late} route changes (of {} node pairs) in its last 10 s; {} events, wall {:?}; \
+         engine CPU {:?} per node ({:?} in all); {} loop checks",
         Duration::from_nanos(settled),
+        n * (n - 1),
         sim.events,
         wall.elapsed(),
         cpu / n as u32,
@@ -81,7 +95,7 @@ fn report_memory(sim: Sim) {
 
 #[test]
 fn a_random_mesh_of_100_nodes_converges_with_all_pairs_reachable() {
-    let mut sim = converge(100, 6, 100);
+    let mut sim = converge(100, 6, 100, false);
     sim.check_all_loops();
     report_memory(sim);
 }
@@ -89,14 +103,19 @@ fn a_random_mesh_of_100_nodes_converges_with_all_pairs_reachable() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "minutes unoptimised: run with --release")]
 fn a_random_mesh_of_1000_nodes_converges_with_all_pairs_reachable() {
-    let mut sim = converge(1000, 6, 1000);
+    let mut sim = converge(1000, 6, 1000, false);
     sim.check_all_loops();
     report_memory(sim);
 }
 
 #[test]
 fn a_failed_node_is_routed_around_and_forgotten() {
-    let mut sim = converge(100, 5, 7);
+    failed_node(false);
+    failed_node(true);
+}
+
+fn failed_node(traffic: bool) {
+    let mut sim = converge(100, 5, 7, traffic);
     // Fail the node that carries the most routes: its neighbours' links.
     let victim = (0..100).max_by_key(|&i| sim.links().iter().filter(|l| l.a == i || l.b == i).count()).unwrap();
     let prefix = sim.node(victim).router.local_prefix();
@@ -109,7 +128,8 @@ fn a_failed_node_is_routed_around_and_forgotten() {
         })
         .expect("the failed node's prefix is forgotten");
     println!(
-        "node failure: live pairs reachable again after {:?}; failed node's prefix gone everywhere after {:?}",
+        "node failure (links {}): live pairs reachable again after {:?}; failed node's prefix gone everywhere after {:?}",
+        if traffic { "carrying data" } else { "idle" },
         reach - start,
         gone - start
     );
@@ -118,7 +138,7 @@ fn a_failed_node_is_routed_around_and_forgotten() {
 
 #[test]
 fn a_partition_that_heals_reconverges() {
-    let mut sim = converge(100, 5, 8);
+    let mut sim = converge(100, 5, 8, false);
     let cut: Vec<usize> =
         (0..sim.links().len()).filter(|&l| (sim.links()[l].a < 50) != (sim.links()[l].b < 50)).collect();
     for &l in &cut {

@@ -107,29 +107,29 @@ impl Router {
             }),
         };
         let Some(target) = target else { return };
-        if target == from || self.is_duplicate(now, prefix, r.router_id, r.seqno) {
+        let to = Destination::Link(target);
+        if target == from || self.is_duplicate(now, prefix, r.router_id, r.seqno, to) {
             return;
         }
         let req = SeqnoRequest { hop_count: r.hop_count - 1, ..*r };
-        self.push_transmit(Destination::Link(target), ControlMessage::SeqnoRequest(req));
+        self.push_transmit(to, ControlMessage::SeqnoRequest(req));
         self.stats.seqno_requests_forwarded += 1;
+        // A request of our own for the same seqno keeps its resends.
+        let resends_left =
+            self.requests.get(&(prefix, r.router_id)).filter(|p| p.seqno == r.seqno).map_or(0, |p| p.resends_left);
         self.requests.insert(
             (prefix, r.router_id),
-            PendingRequest {
-                seqno: r.seqno,
-                sent_at: now,
-                resends_left: 0,
-                to: Destination::Link(target),
-                hop_count: req.hop_count,
-            },
+            PendingRequest { seqno: r.seqno, sent_at: now, resends_left, to, hop_count: req.hop_count },
         );
     }
 
-    /// Whether a request for `seqno` or newer went out within the timeout.
-    fn is_duplicate(&self, now: Timestamp, prefix: Subnet, router_id: PublicKey, seqno: u16) -> bool {
+    /// Whether a request for `seqno` or newer went the same way within the
+    /// timeout. One that went elsewhere (say, towards a next hop that has
+    /// since failed) does not count: suppressing on it could starve us.
+    fn is_duplicate(&self, now: Timestamp, prefix: Subnet, router_id: PublicKey, seqno: u16, to: Destination) -> bool {
         self.requests
             .get(&(prefix, router_id))
-            .is_some_and(|p| seqno::greater_or_equal(p.seqno, seqno) && now < p.deadline(&self.config))
+            .is_some_and(|p| p.to == to && seqno::greater_or_equal(p.seqno, seqno) && now < p.deadline(&self.config))
     }
 
     /// Asks for a seqno newer than our feasibility distance of
@@ -137,7 +137,7 @@ impl Router {
     pub(super) fn request_seqno(&mut self, now: Timestamp, prefix: Subnet, router_id: PublicKey, to: Destination) {
         let Some(fd) = self.sources.get(&prefix, &router_id) else { return };
         let wanted = seqno::plus(fd.seqno, 1);
-        if self.is_duplicate(now, prefix, router_id, wanted) {
+        if self.is_duplicate(now, prefix, router_id, wanted, to) {
             return;
         }
         let hop_count = self.config.request_hop_count;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use mycelium_common::address::Subnet;
 use mycelium_common::identity::PublicKey;
 use mycelium_common::time::Timestamp;
-use mycelium_common::wire::tlv::{ControlMessage, METRIC_INFINITY, Update};
+use mycelium_common::wire::tlv::{ControlMessage, METRIC_INFINITY, RouteRequest, Update};
 
 use super::config::RouterConfig;
 use super::requests::PendingRequest;
@@ -111,7 +111,11 @@ impl Router {
             self.neighbour_down(now, link);
             return;
         }
-        let smoothed = smoothed.min(METRIC_INFINITY - 1);
+        // Metrics must grow strictly along a path (a zero cost would make our
+        // own advertisement equal our next hop's and its route unfeasible),
+        // so costs are at least 1.
+        let cost = cost.max(1);
+        let smoothed = smoothed.clamp(1, METRIC_INFINITY - 1);
         match self.neighbours.get_mut(&link) {
             Some(nb) if nb.key == neighbour => {
                 if nb.cost != cost || nb.smoothed != smoothed {
@@ -136,8 +140,14 @@ impl Router {
         //~ When a node receives a wildcard route request, it SHOULD send a
         //~ full route table dump.
         // A new neighbour knows nothing: give it the full table at once
-        // rather than waiting for the next periodic update (it does the same).
+        // rather than waiting for the next periodic update, and ask for its
+        // own (what it sent before its side of the link was up to us here
+        // was dropped).
         self.send_dump(now, Destination::Link(link));
+        self.push_transmit(
+            Destination::Link(link),
+            ControlMessage::RouteRequest(RouteRequest { plen: 0, prefix: [0; 16] }),
+        );
     }
 
     fn neighbour_down(&mut self, now: Timestamp, link: LinkId) {
@@ -290,6 +300,33 @@ impl Router {
         let state = self.prefixes.get(prefix)?;
         let (link, _) = state.selected?;
         state.route(link).and_then(|r| state.usable(r, prefix, &self.neighbours, &self.sources))
+    }
+
+    /// Every route heard for `prefix` through a neighbour that is up, with
+    /// whether it is feasible now (for `mctl routes` and debugging).
+    pub fn routes_for(&self, prefix: &Subnet) -> Vec<(RouteInfo, bool)> {
+        let Some(state) = self.prefixes.get(prefix) else { return Vec::new() };
+        state
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let nb = self.neighbours.get(&r.link)?;
+                let info = RouteInfo {
+                    link: r.link,
+                    neighbour: nb.key,
+                    metric: super::routes::add_metric(r.adv_metric, nb.cost),
+                    smoothed_metric: super::routes::add_metric(r.adv_metric, nb.smoothed),
+                    seqno: r.seqno,
+                    router_id: r.router_id,
+                };
+                Some((info, self.sources.is_feasible(prefix, &r.router_id, r.seqno, r.adv_metric)))
+            })
+            .collect()
+    }
+
+    /// This node's feasibility distance for `(prefix, router_id)`.
+    pub fn feasibility_distance(&self, prefix: &Subnet, router_id: &PublicKey) -> Option<super::source::Distance> {
+        self.sources.get(prefix, router_id)
     }
 
     /// How many prefixes have a selected route.

@@ -164,3 +164,84 @@ fn malformed_and_unknown_link_messages_are_ignored_without_panicking() {
     assert_eq!(r.stats().malformed_ignored, 2);
     assert_eq!(r.selected_count(), 0);
 }
+
+#[test]
+fn an_unanswered_seqno_request_is_resent_then_given_up() {
+    let cfg = RouterConfig::default();
+    let mut r = Router::new(t(0), key(1), cfg);
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    r.handle_neighbour(t(2), LinkId(0), key(2), METRIC_INFINITY, METRIC_INFINITY);
+    let count = |out: &[Transmit]| {
+        out.iter().filter(|tx| matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6)).count()
+    };
+    assert_eq!(count(&drain(&mut r)), 1);
+    let mut sent = 0;
+    let mut now = t(2);
+    while now < t(5_000) {
+        now = r.poll_timeout().max(now + Duration::from_millis(1));
+        r.handle_timeout(now);
+        sent += count(&drain(&mut r));
+    }
+    assert_eq!(sent, usize::from(cfg.request_resends));
+}
+
+#[test]
+fn a_request_forwarded_towards_a_failed_neighbour_does_not_suppress_our_own() {
+    // Regression: a node that had forwarded a neighbour's seqno request
+    // towards its next hop treated its own request, made when that next hop
+    // failed, as a duplicate; the forwarded one was lost with the next hop,
+    // and the node starved until the next periodic update.
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    let req = SeqnoRequest { plen: 64, seqno: 6, hop_count: 10, router_id: key(9), prefix: prefix.prefix() };
+    r.handle_message(t(2), LinkId(1), &ControlMessage::SeqnoRequest(req));
+    assert!(drain(&mut r).iter().any(|tx| tx.to == Destination::Link(LinkId(0))
+        && matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6 && q.hop_count == 9)));
+    r.handle_neighbour(t(3), LinkId(0), key(2), METRIC_INFINITY, METRIC_INFINITY);
+    assert!(
+        drain(&mut r)
+            .iter()
+            .any(|tx| tx.to == Destination::AllLinks
+                && matches!(tx.msg, ControlMessage::SeqnoRequest(q) if q.seqno == 6))
+    );
+}
+
+#[test]
+fn a_new_neighbour_is_asked_for_its_full_table_and_a_wildcard_request_gets_one() {
+    let mut a = Router::new(t(0), key(1), RouterConfig::default());
+    a.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    let out = drain(&mut a);
+    let request = out
+        .iter()
+        .find(|tx| matches!(tx.msg, ControlMessage::RouteRequest(q) if q.plen == 0))
+        .expect("wildcard request");
+    assert_eq!(request.to, Destination::Link(LinkId(0)));
+    a.handle_message(t(1), LinkId(0), &update_for(key(2), 1, 0));
+    drain(&mut a);
+    a.handle_message(t(2), LinkId(0), &request.msg);
+    let dump = drain(&mut a);
+    let updates: Vec<_> = dump
+        .iter()
+        .filter_map(|tx| if let ControlMessage::Update(u) = tx.msg { Some((tx.to, u.router_id)) } else { None })
+        .collect();
+    assert_eq!(updates, vec![(Destination::Link(LinkId(0)), key(1)), (Destination::Link(LinkId(0)), key(2))]);
+}
+
+#[test]
+fn a_zero_link_cost_counts_as_one_so_the_selected_route_stays_feasible() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 0, 0);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    let sel = r.selected_route(&prefix).expect("selected");
+    assert_eq!(sel.metric, 21);
+    assert_eq!(r.route_table().entries.len(), 1);
+}
