@@ -1,1 +1,11 @@
-//! Support for the end-to-end tests: network namespaces and processes the tests create and always clean up.
+//! Support for the end-to-end tests: network namespaces and processes the
+//! tests create and always clean up.
+//!
+//! - [`netns`]: namespaces, veth pairs, a checked TCP transfer;
+//! - [`node`]: a real `myceliumd` (with its real dataplane) in a namespace.
+//!
+//! The tests run the workspace's binaries from the target directory, so run
+//! them with `cargo test --workspace --all-targets` (which builds them).
+
+pub mod netns;
+pub mod node;

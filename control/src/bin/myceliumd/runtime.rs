@@ -108,6 +108,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     stop.store(true, Ordering::SeqCst);
     info!("stopping the dataplane");
     supervisor.stop();
+    drop(publisher);
+    if let Err(e) = ShmDir::at(&shm_dir).remove() {
+        warn!("removing {}: {e}", shm_dir.display());
+    }
     result
 }
 
