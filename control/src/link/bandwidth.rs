@@ -27,6 +27,8 @@ pub const REPORT_WAIT: Duration = Duration::from_millis(100);
 
 /// Most doublings of the retry delay after failed trains.
 const MAX_BACKOFF_SHIFT: u32 = 10;
+/// First back-off after a report that measured nothing; doubles per failure.
+const FAILED_REPORT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Passive rates from the dataplane's cumulative byte counters.
 #[derive(Debug, Clone, Default)]
@@ -182,11 +184,18 @@ impl Prober {
     pub fn on_report(&mut self, now: Timestamp, report: &ProbeReport) -> Option<u64> {
         self.in_flight.filter(|f| f.train_id == report.train_id)?;
         self.in_flight = None;
-        let span_us = report.last_us.saturating_sub(report.first_us);
-        if report.received < 2 || span_us == 0 || report.bytes == 0 {
+        if report.received < 2 || report.bytes == 0 {
+            // Nothing to measure: back off like a lost train, or a link that
+            // loses probes would be probed again at once, without end.
             self.failures = (self.failures + 1).min(MAX_BACKOFF_SHIFT);
+            let backoff = FAILED_REPORT_BACKOFF.saturating_mul(1 << self.failures);
+            self.next_allowed = self.next_allowed.max(now + backoff);
             return None;
         }
+        // A train that arrived within one clock tick came over a link faster
+        // than the receiver's microsecond stamps can tell: one microsecond
+        // gives a lower bound of the capacity, which is all the cost needs.
+        let span_us = report.last_us.saturating_sub(report.first_us).max(1);
         let n = u128::from(report.received);
         let bits = u128::from(report.bytes) * 8 * (n - 1) / n;
         let bps = (bits * 1_000_000 / u128::from(span_us)).min(u128::from(u64::MAX)) as u64;
@@ -359,6 +368,16 @@ mod tests {
         assert_eq!((report.received, report.bytes), (10, 12_000));
         assert_eq!(prober.on_report(at(20), &report), Some(10_000_000));
         assert!(!prober.wants_estimate(at(20), plan().refresh));
+    }
+
+    #[test]
+    fn a_train_faster_than_the_clock_gives_a_lower_bound_not_a_retry_storm() {
+        let mut prober = Prober::default();
+        let mut probes = Vec::new();
+        prober.start_train(at(0), &plan(), 1_000_000_000, |p| probes.push(p));
+        let report = ProbeReport { train_id: probes[0].train_id, received: 10, first_us: 7, last_us: 7, bytes: 12_000 };
+        assert_eq!(prober.on_report(at(1), &report), Some(12_000 * 8 * 9 / 10 * 1_000_000));
+        assert!(!prober.wants_estimate(at(2), plan().refresh), "no new train right away");
     }
 
     #[test]
