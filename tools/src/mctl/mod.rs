@@ -69,9 +69,10 @@ pub struct Global {
     /// Print JSON instead of tables (one document on stdout).
     #[arg(long, global = true)]
     pub json: bool,
-    /// The node instance whose shared memory to read (route, counters).
-    #[arg(long, global = true, value_name = "NAME", default_value = "default")]
-    pub instance: String,
+    /// The node instance whose shared memory to read (route, counters)
+    /// [default: the only node on this host].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub instance: Option<String>,
     /// The node's shared-memory directory [default: /dev/shm/mycelium-<instance>].
     #[arg(long, global = true, value_name = "DIR")]
     pub shm_dir: Option<PathBuf>,

@@ -1,5 +1,7 @@
 //! Finding a node's shared memory: `--shm-dir DIR`, else
-//! `/dev/shm/mycelium-<instance>` (the dataplane's own default).
+//! `/dev/shm/mycelium-<instance>` for `--instance`, else the only
+//! `/dev/shm/mycelium-*` directory on the host (myceliumd names its instance
+//! after the node's /64, so an operator rarely knows it by heart).
 
 use std::path::PathBuf;
 
@@ -24,7 +26,29 @@ pub struct NoSharedMemory {
 
 /// The instance directory path.
 pub fn dir_path(g: &Global) -> PathBuf {
-    g.shm_dir.clone().unwrap_or_else(|| mycelium_dataplane::io::shm::default_dir(&g.instance))
+    if let Some(dir) = &g.shm_dir {
+        return dir.clone();
+    }
+    if let Some(instance) = &g.instance {
+        return mycelium_dataplane::io::shm::default_dir(instance);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mycelium-")))
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [only] => only.clone(),
+        _ => mycelium_dataplane::io::shm::default_dir("default"),
+    }
+}
+
+/// The instance name shown in errors.
+fn instance_name(g: &Global) -> String {
+    g.instance.clone().unwrap_or_else(|| "NAME (several or no nodes on this host)".to_owned())
 }
 
 /// The instance directory as a [`ShmDir`] (for snapshot subscribers).
@@ -39,5 +63,5 @@ pub fn shm_dir(g: &Global) -> anyhow::Result<ShmDir> {
 
 /// `NoSharedMemory` for `g`'s directory.
 pub fn missing(g: &Global, reason: impl Into<String>) -> NoSharedMemory {
-    NoSharedMemory { path: dir_path(g), instance: g.instance.clone(), reason: reason.into() }
+    NoSharedMemory { path: dir_path(g), instance: instance_name(g), reason: reason.into() }
 }
