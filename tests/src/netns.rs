@@ -98,6 +98,17 @@ pub fn veth(a: &Netns, b: &Netns, net: u8) {
     }
 }
 
+/// Joins two namespaces with a veth pair named `dev_a` (in `a`) and `dev_b`
+/// (in `b`), addressed like [`veth`]; for namespaces with several links.
+pub fn veth_named(a: &Netns, dev_a: &str, b: &Netns, dev_b: &str, net: u8) {
+    run("ip", &["link", "add", dev_a, "netns", &a.name, "type", "veth", "peer", "name", dev_b, "netns", &b.name]);
+    for (ns, dev, host) in [(a, dev_a, 1), (b, dev_b, 2)] {
+        ns.ip(&["addr", "add", &format!("192.168.{net}.{host}/24"), "dev", dev]);
+        ns.ip(&["-6", "addr", "add", &format!("fd00:{net}::{host}/64"), "dev", dev, "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+}
+
 /// A deterministic byte stream (xorshift64*): the sender fills its writes
 /// from one, the receiver compares what it reads with another of the same
 /// seed, whatever the chunk boundaries.
