@@ -148,6 +148,12 @@ impl NodeCore {
         self.key
     }
 
+    /// Our LAN beacon (the I/O shell multicasts it every
+    /// [`BEACON_INTERVAL`](crate::discovery::beacon::BEACON_INTERVAL)).
+    pub fn beacon(&self) -> Beacon {
+        self.discovery.beacon()
+    }
+
     /// A datagram the dataplane punted.
     pub fn handle_punt(&mut self, now: Timestamp, wall_ns: u64, punted: Punted) {
         match punted {
