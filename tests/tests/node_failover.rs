@@ -15,6 +15,18 @@ fn tx_bytes(ns: &Netns, dev: &str) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
+/// Seconds since midnight UTC.
+fn seconds_of_day(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() % 86_400.0
+}
+
+/// "HH:MM:SS.ffffff" (from a log line's timestamp) as seconds since midnight.
+fn parse_time_of_day(s: &str) -> Option<f64> {
+    let mut parts = s.split(':');
+    let (h, m, sec) = (parts.next()?.parse::<f64>().ok()?, parts.next()?.parse::<f64>().ok()?, parts.next()?);
+    Some(h * 3600.0 + m * 60.0 + sec.parse::<f64>().ok()?)
+}
+
 #[test]
 fn a_stream_survives_the_loss_of_the_link_it_uses_by_moving_to_the_other_side_of_a_square() {
     if !privileged() {
@@ -37,15 +49,37 @@ fn a_stream_survives_the_loss_of_the_link_it_uses_by_moving_to_the_other_side_of
     ping_until_reachable(&d, &node_a.address(), Duration::from_secs(10));
 
     let flow = Flow::start(&a, &d, format!("[{}]:5500", node_d.address()).parse().unwrap(), 4 << 20);
-    // Which side carries it: the device whose counter moves most.
-    let before = (tx_bytes(&a, &ab), tx_bytes(&a, &ac));
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = (tx_bytes(&a, &ab), tx_bytes(&a, &ac));
-    let (via_b, via_c) = (after.0 - before.0, after.1 - before.1);
-    let (cut, side) = if via_b >= via_c { (&ab, "B") } else { (&ac, "C") };
-    eprintln!("before the cut: {via_b} bytes sent towards B, {via_c} towards C in 1.5 s; cutting A-{side}");
+    // Which side carries it: the device that sent nearly all of the last
+    // 300 ms (the route may still move between the equal sides at first).
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut choice = None;
+    for _ in 0..20 {
+        let before = (tx_bytes(&a, &ab), tx_bytes(&a, &ac));
+        std::thread::sleep(Duration::from_millis(300));
+        let (via_b, via_c) = (tx_bytes(&a, &ab) - before.0, tx_bytes(&a, &ac) - before.1);
+        if via_b > 10 * via_c || via_c > 10 * via_b {
+            eprintln!("in the last 300 ms: {via_b} bytes sent towards B, {via_c} towards C");
+            choice = Some(if via_b > via_c { (&ab, "B") } else { (&ac, "C") });
+            break;
+        }
+    }
+    let (cut, side) = choice.expect("the stream settled on one side within 6 s");
+    let cut_at = seconds_of_day(std::time::SystemTime::now());
     a.ip(&["link", "set", cut, "down"]);
     std::thread::sleep(Duration::from_secs(5));
+    let prefix = format!("prefix={}::/64", node_d.address().split(':').take(4).collect::<Vec<_>>().join(":"));
+    let log = node_a.log_text();
+    let changes: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("route changed") && l.contains(&prefix))
+        .filter_map(|l| l.get(11..26).and_then(parse_time_of_day))
+        .collect();
+    let offsets: Vec<String> = changes.iter().map(|t| format!("{:+.0}", (t - cut_at) * 1e3)).collect();
+    eprintln!("A's route to D changed at (ms from the cut): {}", offsets.join(" "));
+    let switched = changes.iter().copied().find(|&t| t >= cut_at);
+    if let Some(t) = switched {
+        eprintln!("A's route to D moved {:.0} ms after the cut", (t - cut_at) * 1e3);
+    }
     let report = flow.finish();
     eprintln!(
         "stream A->D: {} bytes in {:.2} s, all checked; longest pause at D: {} ms (the cut A-{side} link)",
