@@ -26,7 +26,8 @@ fn a_killed_daemon_leaves_its_dataplane_forwarding_and_a_restarted_one_adopts_it
     veth(&a, &b, 105);
     let node_b = Node::start(&b, "rb", None, &[]);
     let to_b = peer_url(&node_b, "192.168.105.2");
-    let mut node_a = Node::start(&a, "ra", None, &["--peer", &to_b]);
+    // A's LAN sockets share its port with the dataplane it starts and later adopts.
+    let mut node_a = Node::start(&a, "ra", None, &["--peer", &to_b, "--lan-discovery=true"]);
     ping_until_reachable(&a, &node_b.address(), Duration::from_secs(20));
     let dataplane = node_a.dataplane_pid().expect("the dataplane's pid file");
 
@@ -40,7 +41,7 @@ fn a_killed_daemon_leaves_its_dataplane_forwarding_and_a_restarted_one_adopts_it
     let without_daemon = flow.received.load(std::sync::atomic::Ordering::Relaxed) - at_kill;
     eprintln!("with the daemon dead for 1.5 s, {without_daemon} bytes arrived");
 
-    node_a.respawn(&a, &["--peer", &to_b]);
+    node_a.respawn(&a, &["--peer", &to_b, "--lan-discovery=true"]);
     let restarted = killed_at.elapsed();
     assert!(node_a.log_text().contains("adopting the running dataplane"), "the new daemon adopted the dataplane");
     assert_eq!(node_a.dataplane_pid(), Some(dataplane), "the same dataplane process");

@@ -70,7 +70,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let punt = PuntChannel::bind(&shm_dir).context("binding the punt channel")?;
 
     let spec = dataplane_spec(&config, &address, &shm_dir, &instance)?;
+    // An epoch left by a dataplane that died with no daemon watching is not
+    // the new dataplane's: it must not be taken as a sign the new one runs.
+    let epoch_before = read_epoch(&shm_dir).ok().flatten();
     let (mut supervisor, _) = Supervisor::start(spec)?;
+    let stale_epoch = if supervisor.adopted() { None } else { epoch_before };
 
     let now = Timestamp::now();
     let settings = NodeSettings {
@@ -115,8 +119,15 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             .with_context(|| format!("metrics on {}", config.metrics_listen))?;
     info!(api = %config.api_listen, metrics = %config.metrics_listen, "myceliumd running");
 
-    let mut state =
-        Loop { node, publisher: &mut publisher, punt, shared, epoch: None, shm_dir: shm_dir.clone(), dataplane_up };
+    let mut state = Loop {
+        node,
+        publisher: &mut publisher,
+        punt,
+        shared,
+        epoch: stale_epoch,
+        shm_dir: shm_dir.clone(),
+        dataplane_up,
+    };
     let result = state.run(&rx, &mut supervisor, &stop);
     stop.store(true, Ordering::SeqCst);
     info!("stopping the dataplane");
