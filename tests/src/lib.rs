@@ -2,10 +2,12 @@
 //! tests create and always clean up.
 //!
 //! - [`netns`]: namespaces, veth pairs, a checked TCP transfer;
-//! - [`node`]: a real `myceliumd` (with its real dataplane) in a namespace.
+//! - [`node`]: a real `myceliumd` (with its real dataplane) in a namespace;
+//! - [`stream`]: a checked TCP stream that measures its longest pause.
 //!
 //! The tests run the workspace's binaries from the target directory, so run
 //! them with `cargo test --workspace --all-targets` (which builds them).
 
 pub mod netns;
 pub mod node;
+pub mod stream;

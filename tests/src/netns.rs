@@ -98,6 +98,38 @@ pub fn veth(a: &Netns, b: &Netns, net: u8) {
     }
 }
 
+/// Joins two namespaces with a veth pair named `dev_a` (in `a`) and `dev_b`
+/// (in `b`), addressed like [`veth`]; for namespaces with several links.
+pub fn veth_named(a: &Netns, dev_a: &str, b: &Netns, dev_b: &str, net: u8) {
+    run("ip", &["link", "add", dev_a, "netns", &a.name, "type", "veth", "peer", "name", dev_b, "netns", &b.name]);
+    for (ns, dev, host) in [(a, dev_a, 1), (b, dev_b, 2)] {
+        ns.ip(&["addr", "add", &format!("192.168.{net}.{host}/24"), "dev", dev]);
+        ns.ip(&["-6", "addr", "add", &format!("fd00:{net}::{host}/64"), "dev", dev, "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+}
+
+/// Makes `hub` a switch: a bridge `br0` (multicast snooping off, so LAN
+/// beacons are flooded) with a veth port to each of `members`, whose end is
+/// named after the namespace and addressed 192.168.<net>.<i+1> / fd00:<net>::<i+1>.
+/// Returns the members' device names.
+pub fn bridge(hub: &Netns, members: &[&Netns], net: u8) -> Vec<String> {
+    hub.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
+    hub.ip(&["link", "set", "br0", "up"]);
+    let mut devs = Vec::new();
+    for (i, ns) in members.iter().enumerate() {
+        let (dev, port) = (format!("{}e", ns.name), format!("p{i}"));
+        run("ip", &["link", "add", &dev, "netns", &ns.name, "type", "veth", "peer", "name", &port, "netns", &hub.name]);
+        hub.ip(&["link", "set", &port, "master", "br0"]);
+        hub.ip(&["link", "set", &port, "up"]);
+        ns.ip(&["addr", "add", &format!("192.168.{net}.{}/24", i + 1), "dev", &dev]);
+        ns.ip(&["-6", "addr", "add", &format!("fd00:{net}::{}/64", i + 1), "dev", &dev, "nodad"]);
+        ns.ip(&["link", "set", &dev, "up"]);
+        devs.push(dev);
+    }
+    devs
+}
+
 /// A deterministic byte stream (xorshift64*): the sender fills its writes
 /// from one, the receiver compares what it reads with another of the same
 /// seed, whatever the chunk boundaries.

@@ -85,6 +85,11 @@ impl Supervisor {
         Ok((sup, SupervisorEvent::Started(pid)))
     }
 
+    /// Whether the running dataplane was adopted rather than started by us.
+    pub fn adopted(&self) -> bool {
+        matches!(self.running, Running::Adopted(_))
+    }
+
     fn spawn(&mut self) -> io::Result<u32> {
         let child = Command::new(&self.spec.binary)
             .args(&self.spec.args)

@@ -110,15 +110,30 @@ impl Beacon {
 /// joined on one interface, sending with hop limit 1 and no loopback.
 /// `SO_REUSEPORT` lets it share the port with the dataplane's sockets;
 /// being bound to the group address, it receives beacons only.
+///
+/// Beacons go out from the interface's link-local address unless the
+/// socket is opened [with a source](LanSocket::open_from): the receivers
+/// dial the beacon's source address, and a link-local one needs a scope id
+/// that the dataplane's endpoints do not carry, so the daemon announces from
+/// a routable (global or ULA) address of the interface.
 #[derive(Debug)]
 pub struct LanSocket {
     socket: UdpSocket,
+    /// Sends from a routable source, if one was given.
+    sender: Option<UdpSocket>,
     group: SocketAddrV6,
 }
 
 impl LanSocket {
-    /// Opens the socket on interface `ifindex` (see `if_nametoindex`).
+    /// Opens the socket on interface `ifindex`, announcing from its
+    /// link-local address.
     pub fn open(port: u16, ifindex: u32) -> io::Result<Self> {
+        Self::open_from(port, ifindex, None)
+    }
+
+    /// Opens the socket on interface `ifindex`; beacons are announced from
+    /// `source` (an address of that interface) when given.
+    pub fn open_from(port: u16, ifindex: u32, source: Option<Ipv6Addr>) -> io::Result<Self> {
         use rustix::net::{AddressFamily, SocketType, bind, socket, sockopt};
         let fd = socket(AddressFamily::INET6, SocketType::DGRAM, None)?;
         sockopt::set_socket_reuseport(&fd, true)?;
@@ -131,12 +146,23 @@ impl LanSocket {
         sockopt::set_ipv6_multicast_loop(&fd, false)?;
         let socket = UdpSocket::from(fd);
         socket.set_nonblocking(true)?;
-        Ok(LanSocket { socket, group })
+        let sender = match source {
+            Some(source) => {
+                let sender = UdpSocket::bind(SocketAddrV6::new(source, 0, 0, 0))?;
+                sockopt::set_ipv6_multicast_if(&sender, ifindex)?;
+                sockopt::set_ipv6_multicast_hops(&sender, 1)?;
+                sockopt::set_ipv6_multicast_loop(&sender, false)?;
+                sender.set_nonblocking(true)?;
+                Some(sender)
+            }
+            None => None,
+        };
+        Ok(LanSocket { socket, sender, group })
     }
 
     /// Multicasts our beacon on the link.
     pub fn announce(&self, beacon: &Beacon) -> io::Result<()> {
-        self.socket.send_to(&beacon.emit(), self.group).map(|_| ())
+        self.sender.as_ref().unwrap_or(&self.socket).send_to(&beacon.emit(), self.group).map(|_| ())
     }
 
     /// The next beacon heard, if any (non-blocking); non-beacons are skipped.

@@ -16,6 +16,11 @@ use crate::peer::{LinkId, LinkState, PeerEvent, PeerManager, backoff_delay};
 /// How often undialed candidates are considered while below target.
 const CANDIDATE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How soon after a link comes up the next peer exchange goes out, so a new
+/// neighbour learns our peers in seconds rather than at the next periodic
+/// round; links that come up together share one round.
+const EXCHANGE_AFTER_UP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A configured peer and where dialing it stands.
 #[derive(Debug, Clone)]
 struct StaticEntry {
@@ -186,8 +191,8 @@ impl Discovery {
         }
     }
 
-    /// Learns from peer exchanges, and follows links that failed or went
-    /// down: a DNS static peer is resolved again (the manager redials it at
+    /// Learns from peer exchanges, brings the next exchange forward when a
+    /// link comes up, and follows links that failed or went down: a DNS static peer is resolved again (the manager redials it at
     /// the new address), a candidate that keeps failing is dropped.
     pub fn handle_event(
         &mut self,
@@ -205,6 +210,9 @@ impl Discovery {
                         self.next_candidate_check = self.next_candidate_check.min(now);
                     }
                 }
+            }
+            PeerEvent::Up { .. } => {
+                self.next_exchange = self.next_exchange.min(now + EXCHANGE_AFTER_UP);
             }
             PeerEvent::Failed { link, .. } | PeerEvent::Down { link, .. } => {
                 let failed = matches!(event, PeerEvent::Failed { .. });

@@ -22,7 +22,8 @@
 //!   or loss of the link, a DNS name is resolved again and the link moved to the new address
 //!   before the next attempt. A static peer without a key in the config is
 //!   first asked for it with a beacon query ([`beacon`]), with backoff.
-//! - **Peer exchange**: every `exchange_interval` (60 s), each neighbour gets
+//! - **Peer exchange**: every `exchange_interval` (60 s), and one second
+//!   after any link comes up (so a new neighbour learns our peers at once), each neighbour gets
 //!   the endpoints and keys of up to `exchange_entries` (16) of the peers we
 //!   dialed (their endpoints accept handshakes; inbound peers' source
 //!   addresses may be NAT mappings), except itself, four per

@@ -174,7 +174,16 @@ fn learnt_candidates_are_dialed_only_while_below_target_and_dropped_after_failin
 
 #[test]
 fn neighbours_learn_each_others_peers_through_exchange_and_dial_them() {
-    // A dials B and C; A's exchange tells B about C; B (target 2) dials C.
+    exchange_between_three(70);
+}
+
+#[test]
+fn a_new_neighbour_gets_the_first_exchange_within_seconds_not_after_the_interval() {
+    exchange_between_three(6);
+}
+
+/// A dials B and C; A's exchange tells B about C; B (target 2) dials C, within `secs` seconds.
+fn exchange_between_three(secs: usize) {
     let mut net = Net::new(secrets(3), PeeringConfig::default());
     let keys: Vec<_> = net.nodes.iter().map(|n| n.key).collect();
     let now = net.now;
@@ -189,7 +198,7 @@ fn neighbours_learn_each_others_peers_through_exchange_and_dial_them() {
     ];
     let mut resolver = FakeResolver::default();
     let mut seen = [0; 3];
-    for _ in 0..70 {
+    for _ in 0..secs {
         for (i, d) in discovery.iter_mut().enumerate() {
             let events = net.nodes[i].events[seen[i]..].to_vec();
             seen[i] = net.nodes[i].events.len();

@@ -116,6 +116,11 @@ impl NodeCore {
         wall_ns: u64,
     ) -> Self {
         let key = secret.public_key();
+        // Generations continue across daemon restarts: an adopted dataplane
+        // caches what it built per generation, so a restarted daemon must
+        // never reuse one. Microseconds of wall time at start exceed any
+        // count of earlier publications.
+        let generation_base = wall_ns / 1_000;
         let mut node = NodeCore {
             key,
             peers: PeerManager::new(secret.clone(), settings.peering, peer_entropy, now, wall_ns),
@@ -128,8 +133,8 @@ impl NodeCore {
             resolver,
             routes: RouteTable::default(),
             routes_dirty: true,
-            route_generation: 0,
-            key_generation: 0,
+            route_generation: generation_base,
+            key_generation: generation_base,
             route_changes: 0,
             outputs: VecDeque::new(),
             started: now,
@@ -141,6 +146,12 @@ impl NodeCore {
     /// This node's public key.
     pub fn key(&self) -> PublicKey {
         self.key
+    }
+
+    /// Our LAN beacon (the I/O shell multicasts it every
+    /// [`BEACON_INTERVAL`](crate::discovery::beacon::BEACON_INTERVAL)).
+    pub fn beacon(&self) -> Beacon {
+        self.discovery.beacon()
     }
 
     /// A datagram the dataplane punted.

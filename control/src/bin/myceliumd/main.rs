@@ -3,6 +3,7 @@
 //! measurement, routing, end-to-end sessions, the admin API and `/metrics`.
 
 mod admin;
+mod lan;
 mod runtime;
 
 use std::process::ExitCode;

@@ -21,8 +21,9 @@ use mycelium_common::time::Timestamp;
 use mycelium_control::api::{self, ApiConfig};
 use mycelium_control::config::NodeConfig;
 use mycelium_control::daemon::punt::{PuntChannel, Punted};
-use mycelium_control::daemon::supervisor::{DataplaneSpec, Supervisor};
+use mycelium_control::daemon::supervisor::{DataplaneSpec, Supervisor, SupervisorEvent};
 use mycelium_control::discovery::SystemResolver;
+use mycelium_control::discovery::beacon::Beacon;
 use mycelium_control::link::LinkConfig;
 use mycelium_control::metrics::{self, MetricsConfig, ShmCounters};
 use mycelium_control::node::{NodeCore, NodeSettings, Output};
@@ -37,6 +38,11 @@ use crate::admin::{Admin, Command, Metrics, Shared};
 pub enum Event {
     Punt(Punted),
     Command(Command),
+    /// A beacon heard on a LAN interface.
+    Lan {
+        from: SocketAddr,
+        beacon: Beacon,
+    },
 }
 
 /// How often the dataplane is checked and the status refreshed.
@@ -64,7 +70,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let punt = PuntChannel::bind(&shm_dir).context("binding the punt channel")?;
 
     let spec = dataplane_spec(&config, &address, &shm_dir, &instance)?;
+    // An epoch left by a dataplane that died with no daemon watching is not
+    // the new dataplane's: it must not be taken as a sign the new one runs.
+    let epoch_before = read_epoch(&shm_dir).ok().flatten();
     let (mut supervisor, _) = Supervisor::start(spec)?;
+    let stale_epoch = if supervisor.adopted() { None } else { epoch_before };
 
     let now = Timestamp::now();
     let settings = NodeSettings {
@@ -87,6 +97,12 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     spawn_punt_reader(punt.try_clone()?, tx.clone(), Arc::clone(&stop));
+    let dataplane_up = Arc::new(AtomicBool::new(false));
+    if config.lan_discovery {
+        let (tun, beacon) = (config.tun_name.clone(), node.beacon());
+        crate::lan::spawn(config.port, tun, beacon, Arc::clone(&dataplane_up), tx.clone(), Arc::clone(&stop))
+            .context("starting LAN discovery")?;
+    }
     let shared = Arc::new(Shared {
         status: Mutex::new(node.status(now)),
         snapshot_built: Mutex::new(None),
@@ -103,7 +119,15 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             .with_context(|| format!("metrics on {}", config.metrics_listen))?;
     info!(api = %config.api_listen, metrics = %config.metrics_listen, "myceliumd running");
 
-    let mut state = Loop { node, publisher: &mut publisher, punt, shared, epoch: None, shm_dir: shm_dir.clone() };
+    let mut state = Loop {
+        node,
+        publisher: &mut publisher,
+        punt,
+        shared,
+        epoch: stale_epoch,
+        shm_dir: shm_dir.clone(),
+        dataplane_up,
+    };
     let result = state.run(&rx, &mut supervisor, &stop);
     stop.store(true, Ordering::SeqCst);
     info!("stopping the dataplane");
@@ -179,6 +203,8 @@ struct Loop<'a> {
     shared: Arc<Shared>,
     epoch: Option<u64>,
     shm_dir: PathBuf,
+    /// Whether the dataplane runs (LAN sockets may share its port).
+    dataplane_up: Arc<AtomicBool>,
 }
 
 impl Loop<'_> {
@@ -198,6 +224,7 @@ impl Loop<'_> {
             match rx.recv_timeout(wait) {
                 Ok(Event::Punt(p)) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
                 Ok(Event::Command(c)) => self.command(c),
+                Ok(Event::Lan { from, beacon }) => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
@@ -231,11 +258,14 @@ impl Loop<'_> {
     }
 
     fn housekeeping(&mut self, supervisor: &mut Supervisor, now: Timestamp) {
-        supervisor.check();
+        if let Some(SupervisorEvent::Exited { .. }) = supervisor.check() {
+            self.dataplane_up.store(false, Ordering::Relaxed);
+        }
         match read_epoch(&self.shm_dir) {
             Ok(Some(epoch)) if self.epoch != Some(epoch) => {
                 info!(epoch, "dataplane epoch");
                 self.epoch = Some(epoch);
+                self.dataplane_up.store(true, Ordering::Relaxed);
                 self.node.handle_epoch(now, wall_ns(), epoch);
             }
             Ok(_) => {}
