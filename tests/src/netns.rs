@@ -223,3 +223,21 @@ pub fn transfer(from: &Netns, to: &Netns, addr: SocketAddr, bytes: usize) -> f64
     assert_eq!(total, bytes);
     secs
 }
+
+/// Sends SIGTERM to `child` and waits up to `grace` for it to exit (then
+/// SIGKILL). Returns its exit code, `None` if it had to be killed.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) -> Option<i32> {
+    // `ip netns exec` execs the program, so the child's pid is the program's.
+    // Safety: kill(2) on the pid of a child we have not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}

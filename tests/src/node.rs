@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::netns::Netns;
+use crate::netns::{Netns, terminate};
 
 /// A workspace binary next to the test executable (target/<profile>/NAME).
 pub fn binary(name: &str) -> PathBuf {
@@ -195,18 +195,7 @@ impl Node {
 
     fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        // Safety: kill(2) on the pid of a child we have not reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        terminate(&mut child, Duration::from_secs(10))
     }
 }
 

@@ -10,28 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mycelium_tests::netns::{Netns, privileged, transfer, veth};
-use mycelium_tests::node::Node;
+use mycelium_tests::node::{Node, peer_url, ping_until_reachable};
 
 const TRANSFER_BYTES: usize = 200 * 1024 * 1024;
-
-/// Pings `to` from `from` until it answers (the first packets start the
-/// end-to-end handshake), at most `within`.
-fn ping_until_reachable(from: &Netns, to: &str, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let out = from.command("ping").args(["-6", "-c", "3", "-i", "0.2", "-W", "1", to]).output().expect("run ping");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && !text.contains(" 0 received") {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{to} not reachable within {within:?}:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn peer_url(node: &Node, ip: &str) -> String {
-    format!("udp://{}@{ip}:9651", node.public_key())
-}
 
 #[test]
 fn two_nodes_from_nothing_peer_route_and_carry_ping_and_a_checked_200_mb_stream() {

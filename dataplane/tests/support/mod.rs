@@ -110,19 +110,7 @@ impl Dataplane {
 
     fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        // `ip netns exec` execs the binary, so the child's pid is the dataplane's.
-        // Safety: kill on the pid of a child we have not reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        terminate(&mut child, Duration::from_secs(5))
     }
 
     pub fn log_text(&self) -> String {
