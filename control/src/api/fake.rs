@@ -47,7 +47,7 @@ fn link(id: u32, class: &str, rtt_ms: f64, loss: f64, bps: u64, cost: u16) -> Li
         rtt_ms: Some(rtt_ms),
         jitter_ms: Some(rtt_ms / 10.0),
         loss_ratio: loss,
-        etx: 1.0 / (1.0 - loss),
+        etx: Some(1.0 / (1.0 - loss)),
         bandwidth_bps: Some(bps),
         rx_bytes: u64::from(id) * 1000,
         tx_bytes: u64::from(id) * 2000,

@@ -105,7 +105,9 @@ pub struct LinkInfo {
     pub rtt_ms: Option<f64>,
     pub jitter_ms: Option<f64>,
     pub loss_ratio: f64,
-    pub etx: f64,
+    /// Expected transmissions per delivery; `null` while no hello got through
+    /// (infinite), since JSON has no infinity.
+    pub etx: Option<f64>,
     pub bandwidth_bps: Option<u64>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
@@ -125,8 +127,8 @@ impl LinkInfo {
             state: if m.up { "up" } else { "down" }.to_owned(),
             rtt_ms: m.rtt.map(|d| d.as_secs_f64() * 1e3),
             jitter_ms: m.rtt_jitter.map(|d| d.as_secs_f64() * 1e3),
-            loss_ratio: m.loss_ratio,
-            etx: m.etx,
+            loss_ratio: if m.loss_ratio.is_finite() { m.loss_ratio } else { 1.0 },
+            etx: m.etx.is_finite().then_some(m.etx),
             bandwidth_bps: measured.then_some(m.capacity_bps),
             rx_bytes,
             tx_bytes,

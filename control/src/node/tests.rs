@@ -204,3 +204,12 @@ fn a_link_that_goes_silent_takes_its_routes_away() {
     sim.run(Duration::from_secs(40));
     assert_eq!(sim.next_hop(0, 1), None, "the route is withdrawn once the link is dead");
 }
+
+#[test]
+fn a_link_with_no_measurements_yet_serializes_to_json_that_parses_back() {
+    let link = crate::link::Link::new(Timestamp::from_nanos(1), crate::link::LinkConfig::default());
+    let info = crate::api::types::LinkInfo::from_metrics(0, &link.metrics(), 0, 0);
+    let text = serde_json::to_string(&info).unwrap();
+    let back: crate::api::types::LinkInfo = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, info, "{text}");
+}
