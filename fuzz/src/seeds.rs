@@ -3,7 +3,9 @@
 //! `corpus/<target>/seed-<name>` by `tests/seeds.rs`.
 
 use mycelium_common::address::OverlayAddress;
+use mycelium_common::crypto::kdf::Purpose;
 use mycelium_common::identity::PublicKey;
+use mycelium_common::keytable::{KeyTable, ReceiveSession, SendSession};
 use mycelium_common::wire::tlv::{
     ControlMessage, GeoPosition, Hello, Ihu, Probe, ProbeReport, RouteRequest, SeqnoRequest, Update, emit_messages,
 };
@@ -23,12 +25,15 @@ pub struct Seed {
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target's name with its check function.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("routed", crate::routed),
     ("control_packet", crate::control_packet),
     ("handshake_init", crate::handshake_init),
     ("handshake_response", crate::handshake_response),
     ("tlv_body", crate::tlv_body),
+    ("keytable_validate", crate::keytable_validate),
+    ("handshake_respond", crate::handshake_respond),
+    ("address_parse", crate::address_parse),
 ];
 
 fn address(first: u8, last: u8) -> OverlayAddress {
@@ -108,6 +113,74 @@ fn routed(kind: RoutedKind, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+fn send(peer: OverlayAddress, key_id: u32, session_id: u64) -> SendSession {
+    SendSession {
+        peer: peer.octets(),
+        peer_key: [0x5e; 32],
+        key_id,
+        key: [0x6b; 32],
+        session_id,
+        dataplane_epoch: 77,
+        packet_limit: 1 << 40,
+        expires_at_ns: 9_000_000_000,
+    }
+}
+
+fn receive(peer: OverlayAddress, key_id: u32, session_id: u64) -> ReceiveSession {
+    ReceiveSession {
+        key_id,
+        peer: peer.octets(),
+        key: [0x7c; 32],
+        session_id,
+        dataplane_epoch: 77,
+        expires_at_ns: 9_000_000_000,
+    }
+}
+
+/// Key tables: empty, and three peers, one in a rekey (two receive keys),
+/// given out of order (the builder sorts).
+fn key_tables() -> [(&'static str, Vec<u8>); 2] {
+    let (a, b, c) = (address(0x04, 1), address(0x05, 2), address(0x04, 3));
+    let small = KeyTable::new(
+        7,
+        1_000,
+        vec![send(b, 0x20, 2), send(a, 0x10, 1), send(c, 0x30, 3)],
+        vec![receive(c, 0x0300, 3), receive(a, 0x0100, 1), receive(b, 0x0200, 2), receive(b, 0x0201, 4)],
+    );
+    [("empty", KeyTable::new(1, 0, vec![], vec![]).to_bytes().to_vec()), ("small", small.to_bytes().to_vec())]
+}
+
+/// Handshake messages from fixed keys: the fixed pair's init and response
+/// (both accepted), and an init from another initiator (accepted by the
+/// responder, a peer the fixed initiator never meets).
+fn handshake_messages() -> [(&'static str, Vec<u8>); 3] {
+    let (init, _) = crate::handshake::initiate();
+    let response = crate::handshake::answer(&init).expect("the fixed responder accepts the fixed init").response;
+    let (other, _) = mycelium_common::handshake::initiate(
+        &crate::handshake::key(5),
+        crate::handshake::responder().public_key(),
+        crate::handshake::key(6),
+        0x5555,
+        1,
+        Purpose::Link,
+    )
+    .expect("fixed keys are not low order");
+    [("init", init.to_vec()), ("response", response.to_vec()), ("init-other-peer", other.to_vec())]
+}
+
+/// Text for the address parsers: an overlay address, prefixes, public keys
+/// (with surrounding whitespace and in capitals), and near misses.
+const ADDRESS_TEXT: [(&str, &str); 8] = [
+    ("overlay-address", "5f5:db79:2573:eebf:15e3:4ae0:bb2f:88e1"),
+    ("overlay-prefix", "400::/7"),
+    ("subnet-64", "5f5:db79:2573:eebf::/64"),
+    ("subnet-v4-mapped", "::ffff:192.0.2.1/128"),
+    ("public-key", "fd3384e132ad02a56c78f45547ee40038dc79002b90d29ed90e08eee762ae715"),
+    ("public-key-padded-upper", " 8F40C5ADB68F25624AE5B214EA767A6EC94D829D3D7B5E1AD1BA6F3E2138285F\n"),
+    ("outside-overlay", "fe80::1"),
+    ("prefix-too-long", "400::/129"),
+];
+
 /// The whole seed corpus.
 pub fn all() -> Vec<Seed> {
     let seed = |target, name, bytes| Seed { target, name, bytes };
@@ -134,6 +207,15 @@ pub fn all() -> Vec<Seed> {
     let names = ["hello", "hello-position", "ihu", "update", "route-request", "seqno-request", "probe", "probe-report"];
     for (name, message) in names.into_iter().zip(messages()) {
         seeds.push(seed("tlv_body", name, body(&[message])));
+    }
+    for (name, bytes) in key_tables() {
+        seeds.push(seed("keytable_validate", name, bytes));
+    }
+    for (name, bytes) in handshake_messages() {
+        seeds.push(seed("handshake_respond", name, bytes));
+    }
+    for (name, text) in ADDRESS_TEXT {
+        seeds.push(seed("address_parse", name, text.as_bytes().to_vec()));
     }
     seeds
 }

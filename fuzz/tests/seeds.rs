@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-use mycelium_fuzz::seeds::{self, TARGETS};
+use mycelium_common::handshake::HandshakeError;
+use mycelium_common::keytable::KeyTableView;
+use mycelium_common::snapshot::AlignedVec;
+use mycelium_fuzz::handshake::{self, INITIATOR_INDEX, RESPONDER_INDEX};
+use mycelium_fuzz::seeds::{self, Seed, TARGETS};
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
@@ -39,5 +43,56 @@ fn every_target_has_seeds() {
     let all = seeds::all();
     for (target, _) in TARGETS {
         assert!(all.iter().any(|s| s.target == target), "{target} has no seed");
+    }
+}
+
+fn seed(target: &str, name: &str) -> Seed {
+    seeds::all().into_iter().find(|s| s.target == target && s.name == name).expect("a known seed")
+}
+
+#[test]
+fn every_key_table_seed_validates() {
+    for seed in seeds::all().into_iter().filter(|s| s.target == "keytable_validate") {
+        let mut buf = AlignedVec::<16>::new();
+        buf.extend_from_slice(&seed.bytes);
+        let view = KeyTableView::validate(&buf).unwrap_or_else(|e| panic!("seed-{}: {e}", seed.name));
+        assert_eq!(view.receive_sessions().is_empty(), seed.name == "empty");
+    }
+}
+
+#[test]
+fn the_fixed_pair_completes_its_handshake_from_the_seeds() {
+    let accepted =
+        handshake::outcome(&seed("handshake_respond", "init").bytes).responded.expect("the init is accepted");
+    assert_eq!((accepted.session.local_index, accepted.session.remote_index), (RESPONDER_INDEX, INITIATOR_INDEX));
+    assert_eq!(accepted.timestamp, handshake::TIMESTAMP);
+    let completed = handshake::outcome(&seed("handshake_respond", "response").bytes);
+    let session = completed.completed.expect("the response is accepted");
+    assert_eq!((&session.send, &session.receive), (&accepted.session.receive, &accepted.session.send));
+    let other = handshake::outcome(&seed("handshake_respond", "init-other-peer").bytes).responded;
+    assert_eq!(other.expect("another initiator's init is accepted").session.remote_index, 0x5555);
+}
+
+#[test]
+fn a_flipped_byte_in_a_handshake_seed_is_refused() {
+    for name in ["init", "response"] {
+        let mut bytes = seed("handshake_respond", name).bytes;
+        *bytes.last_mut().unwrap() ^= 1;
+        let outcome = handshake::outcome(&bytes);
+        let refused = if name == "init" { outcome.responded.err() } else { outcome.completed.err() };
+        assert_eq!(refused, Some(HandshakeError::Authentication), "{name}");
+        mycelium_fuzz::handshake_respond(&bytes);
+    }
+}
+
+#[test]
+fn every_address_seed_parses_as_something_or_is_a_near_miss() {
+    for seed in seeds::all().into_iter().filter(|s| s.target == "address_parse") {
+        let text = std::str::from_utf8(&seed.bytes).unwrap();
+        let parses = text.parse::<mycelium_common::address::OverlayAddress>().is_ok()
+            || text.parse::<mycelium_common::address::Subnet>().is_ok()
+            || text.parse::<mycelium_common::identity::PublicKey>().is_ok();
+        let near_miss = ["outside-overlay", "prefix-too-long"].contains(&seed.name);
+        assert_eq!(parses, !near_miss, "seed-{}: {text:?}", seed.name);
     }
 }
