@@ -108,7 +108,6 @@ struct Pending {
     started: Timestamp,
     next_retry: Timestamp,
     retry: Duration,
-    init: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -182,11 +181,24 @@ impl SessionManager {
             p.pending.is_some() || p.current.as_ref().is_some_and(|s| !s.needs_rekey(now, &self.config))
         });
         if !usable {
-            self.initiate(now, wall_ns, peer, rng);
+            self.initiate(now, wall_ns, peer, rng, now, self.config.retry_initial);
         }
     }
 
-    fn initiate(&mut self, now: Timestamp, wall_ns: u64, peer: PublicKey, rng: &mut dyn Entropy) {
+    /// Sends a fresh init to `peer`. Every attempt, retries included, is a
+    /// new handshake (new ephemeral key, index and timestamp): a responder
+    /// refuses an init it has seen, so resending the same bytes after a lost
+    /// response could never succeed. `started` is when the first attempt
+    /// was made (for the handshake timeout), `retry` the delay to the next.
+    fn initiate(
+        &mut self,
+        now: Timestamp,
+        wall_ns: u64,
+        peer: PublicKey,
+        rng: &mut dyn Entropy,
+        started: Timestamp,
+        retry: Duration,
+    ) {
         let index = self.fresh_index(rng);
         let ephemeral = rng.secret_key();
         let Ok((init, state)) = handshake::initiate(&self.local, peer, ephemeral, index, wall_ns, Purpose::EndToEnd)
@@ -200,13 +212,7 @@ impl SessionManager {
             self.indexes.remove(&old.state.local_index());
         }
         debug!(peer = %peer.address(), "starting end-to-end handshake");
-        entry.pending = Some(Pending {
-            state,
-            started: now,
-            next_retry: now + self.config.retry_initial,
-            retry: self.config.retry_initial,
-            init: packet.clone(),
-        });
+        entry.pending = Some(Pending { state, started, next_retry: now + retry, retry });
         self.outbox.push_back(Transmit { destination: peer, packet });
     }
 
@@ -310,15 +316,14 @@ impl SessionManager {
     /// Retries, rekeys and expiry.
     pub fn handle_timeout(&mut self, now: Timestamp, wall_ns: u64, rng: &mut dyn Entropy) {
         let mut rekey = Vec::new();
+        let mut retries = Vec::new();
         for (peer, entry) in &mut self.peers {
             if let Some(p) = &mut entry.pending {
                 if now.saturating_since(p.started) >= self.config.handshake_timeout {
                     self.indexes.remove(&p.state.local_index());
                     entry.pending = None;
                 } else if now >= p.next_retry {
-                    p.retry = (p.retry * 2).min(self.config.retry_max);
-                    p.next_retry = now + p.retry;
-                    self.outbox.push_back(Transmit { destination: *peer, packet: p.init.clone() });
+                    retries.push((*peer, p.started, (p.retry * 2).min(self.config.retry_max)));
                 }
             }
             if entry.previous.as_ref().is_some_and(|s| s.previous_expired(now, &self.config)) {
@@ -338,8 +343,19 @@ impl SessionManager {
                 rekey.push(*peer);
             }
         }
+        for (peer, started, retry) in retries {
+            self.initiate(now, wall_ns, peer, rng, started, retry);
+        }
         for peer in rekey {
-            self.initiate(now, wall_ns, peer, rng);
+            self.initiate(now, wall_ns, peer, rng, now, self.config.retry_initial);
+        }
+    }
+
+    /// Routes changed: handshakes waiting for a retry (perhaps because their
+    /// last attempt had no route to go by) are retried at the next timeout.
+    pub fn handle_routes_changed(&mut self, now: Timestamp) {
+        for p in self.peers.values_mut().filter_map(|e| e.pending.as_mut()) {
+            p.next_retry = p.next_retry.min(now);
         }
     }
 

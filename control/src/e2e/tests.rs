@@ -85,7 +85,9 @@ fn a_lost_init_is_retried_with_backoff_then_abandoned() {
     p.a.handle_timeout(t(400), 3, &mut p.rng);
     assert!(p.a.poll_transmit().is_none(), "not before the retry delay");
     p.a.handle_timeout(t(500), 3, &mut p.rng);
-    assert_eq!(p.a.poll_transmit().unwrap(), first, "the same init again");
+    let second = p.a.poll_transmit().unwrap();
+    assert_eq!(second.destination, first.destination);
+    assert_ne!(second.packet, first.packet, "a fresh init: the responder refuses one it has seen");
     p.a.handle_timeout(t(1_000), 3, &mut p.rng);
     assert!(p.a.poll_transmit().is_none(), "the delay doubled");
     p.a.handle_timeout(t(1_500), 3, &mut p.rng);
@@ -95,6 +97,18 @@ fn a_lost_init_is_retried_with_backoff_then_abandoned() {
     p.a.handle_timeout(t(200_000), 3, &mut p.rng);
     assert!(p.a.poll_transmit().is_none(), "given up after the handshake timeout");
     assert!(p.a.poll_timeout().is_none());
+}
+
+#[test]
+fn a_lost_response_is_recovered_by_the_next_attempt() {
+    let mut p = pair();
+    p.a.handle_no_session(t(0), 2, p.key_b, &mut p.rng);
+    let init = p.a.poll_transmit().unwrap();
+    p.b.handle_routed_handshake(t(1), &init.packet, &mut p.rng).unwrap();
+    let _lost = p.b.poll_transmit().unwrap();
+    p.a.handle_timeout(t(500), 3, &mut p.rng);
+    assert_eq!(exchange(&mut p, t(501)), 2, "the retry is answered");
+    assert!(keys_match(&p.a, &p.b, &p.key_b) && keys_match(&p.b, &p.a, &p.key_a));
 }
 
 #[test]

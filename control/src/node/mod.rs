@@ -320,6 +320,7 @@ impl NodeCore {
             if let Some(table) = self.router.poll_route_table() {
                 self.routes = table;
                 self.routes_dirty = true;
+                self.sessions.handle_routes_changed(now);
             }
             while let Some(t) = self.sessions.poll_transmit() {
                 busy = true;
