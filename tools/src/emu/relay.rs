@@ -263,7 +263,6 @@ impl Worker {
         let (rx, tx) = (self.rx.as_raw_fd(), self.tx.as_raw_fd());
         let mut blocked = false;
         while !self.shared.stop.load(Ordering::Relaxed) {
-            self.pick_up_settings();
             let now = Timestamp::now();
             let timeout = match self.fifo.front() {
                 Some(s) if !blocked => s.at.saturating_since(now).min(IDLE),
@@ -322,6 +321,9 @@ impl Worker {
                 // Slots nothing arrived in go back.
                 self.free.extend_from_slice(&self.taken[got..n]);
             }
+            // Settings changed while this thread slept apply to what it
+            // just received.
+            self.pick_up_settings();
             let now = Timestamp::now();
             for i in 0..got {
                 self.stats.received += 1;
