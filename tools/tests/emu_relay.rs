@@ -147,3 +147,31 @@ fn settings_changed_on_the_control_socket_take_effect_at_once() {
     assert_eq!(reply["ok"], false);
     assert!(reply["error"].as_str().unwrap().contains("unknown field"), "{reply}");
 }
+
+#[test]
+fn a_rate_limit_spaces_datagrams_out_and_tail_drops_beyond_its_queue() {
+    // 8 Mbit/s: 1 ms per 1000 B datagram; the queue holds 20 of them.
+    let impairment = Impairment { rate_bps: Some(8_000_000), queue_bytes: 20_000, ..Impairment::default() };
+    let (a, b, relay) = setup(impairment);
+    for i in 0..100 {
+        a.send_to(&datagram(i)[..1000], relay.local_a()).unwrap();
+    }
+    b.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut arrivals = Vec::new();
+    while arrivals.len() < 100 && b.recv(&mut buf).is_ok() {
+        arrivals.push(Instant::now());
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while relay.stats()[0].received < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = relay.stats()[0];
+    let n = arrivals.len() as u64;
+    assert_eq!((s.received, s.sent), (100, n));
+    assert_eq!(s.engine.dropped_queue_full, 100 - n);
+    assert!(s.engine.dropped_queue_full > 0, "{s:?}");
+    let span = arrivals[arrivals.len() - 1].duration_since(arrivals[0]);
+    // n datagrams take n - 1 ms after the first is out (loopback adds a little jitter).
+    assert!(span.as_secs_f64() >= (n - 1) as f64 * 0.001 * 0.9, "{n} datagrams in {span:?}");
+}

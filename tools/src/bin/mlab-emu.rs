@@ -94,7 +94,8 @@ fn main() -> anyhow::Result<()> {
     // Signals are blocked before any thread starts, so that all threads
     // inherit the mask and only the sigwait below sees them.
     let signals = block_exit_signals()?;
-    let relay = Arc::new(Relay::start(config).context("cannot bind the relay's sockets")?);
+    let relay =
+        Arc::new(Relay::start(config).with_context(|| format!("cannot bind {} and {}", args.listen_a, args.listen_b))?);
     let control = match &args.control {
         Some(path) => Some(
             ControlServer::start(path, relay.clone())
