@@ -48,7 +48,7 @@ struct Args {
     /// Random loss, e.g. 0.5% or 0.005.
     #[arg(long, value_parser = parse_probability, conflicts_with = "gilbert")]
     loss: Option<f64>,
-    /// Bursty Gilbert-Elliott loss: p,r[,h[,k]] = P(good->bad), P(bad->good),
+    /// Bursty Gilbert-Elliott loss: p,r or p,r,h or p,r,h,k = P(good->bad), P(bad->good),
     /// loss when bad (default 100%), loss when good (default 0%).
     #[arg(long, value_parser = parse_gilbert)]
     gilbert: Option<Loss>,
