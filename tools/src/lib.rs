@@ -1,6 +1,8 @@
 //! Operator tools for mycelium: `mctl` (keys, and inspection of a running
-//! node), [`sim`] (the deterministic mesh simulator for the route engine)
-//! and, later, `mlab` (the namespace lab).
+//! node), [`sim`] (the deterministic mesh simulator for the route engine),
+//! [`emu`] (the user-space link emulator behind `mlab-emu`) and, later,
+//! `mlab` (the namespace lab).
 
+pub mod emu;
 pub mod mctl;
 pub mod sim;
