@@ -42,6 +42,7 @@ impl Running {
             tun: None,
             punt: Some(PuntSocket::bind(&dir, 0).unwrap()),
             counters: CountersMap::create(&dir, 0).unwrap(),
+            transit_file: None,
             mtu: 1400,
         };
         let stop = Arc::new(AtomicBool::new(false));

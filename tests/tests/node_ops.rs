@@ -168,5 +168,14 @@ fn every_mctl_command_and_the_metrics_endpoint_show_the_real_mesh() {
     assert!(sent(&after) > sent(&before), "TUN packets counted: {} -> {}", sent(&before), sent(&after));
     assert!(metric(&after, "mycelium_routes{state=\"selected\"}") >= 2.0);
     assert!(after.contains(&format!("mycelium_link_rtt_seconds{{peer=\"{addr_b}\"")), "{after}");
+
+    // B relays A's traffic to C: its transit bytes are accounted to A's /64
+    // (shards publish them about once a second).
+    let a_source =
+        format!("mycelium_transit_bytes_total{{source=\"{}/64\"}}", prefix(&node_a.address()).trim_end_matches("/64"));
+    wait_for(Duration::from_secs(10), "B's transit bytes from A", || {
+        ping_until_reachable(&a, &addr_c, Duration::from_secs(5));
+        scrape(&b).lines().any(|l| l.starts_with(&a_source) && !l.ends_with(" 0"))
+    });
     drop((node_a, node_b, node_c));
 }

@@ -28,6 +28,7 @@
 pub mod counters;
 pub mod passthrough;
 pub mod sealed;
+pub mod transit;
 
 use mycelium_common::time::Timestamp;
 
@@ -52,6 +53,12 @@ pub trait Engine {
     /// in the shard's counters after [`Engine::begin_batch`].
     fn snapshot_generation(&self) -> u64 {
         0
+    }
+
+    /// Transit bytes per source, for the loop to publish now and then
+    /// (`None`: this engine does not count them).
+    fn transit(&mut self) -> Option<&mut transit::TransitTable> {
+        None
     }
 
     /// Handles datagrams received on the node's UDP port. Each packet has

@@ -157,7 +157,8 @@ impl Node {
             let punt =
                 PuntSocket::bind(node._shm.path(), index).map_err(|source| NodeError::Punt { shard: index, source })?;
             let counters = CountersMap::create(node._shm.path(), index)?;
-            let parts = ShardParts { index, udp, tun: queues.next(), punt: Some(punt), counters, mtu };
+            let transit_file = Some(crate::engine::transit::transit_path(node._shm.path(), index));
+            let parts = ShardParts { index, udp, tun: queues.next(), punt: Some(punt), counters, transit_file, mtu };
             let engine = make_engine(index);
             let (ready, stop) = (ready_tx.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()

@@ -30,6 +30,8 @@ pub struct Shared {
     pub counters: ShmCounters,
     pub commands: Mutex<Sender<crate::runtime::Event>>,
     pub version: String,
+    /// The instance's shared-memory directory (transit counter files).
+    pub shm_dir: std::path::PathBuf,
 }
 
 impl Shared {
@@ -156,7 +158,26 @@ impl MetricsSource for Metrics {
             route_changes: status.route_changes,
             snapshot_generation: status.route_generation,
             snapshot_age_seconds: age,
-            transit_bytes: Vec::new(),
+            transit_bytes: transit_sources(&self.0.shm_dir),
         }
     }
+}
+
+/// Transit bytes per source /64, summed over the shards' files; what found
+/// no slot in a shard's table is "unattributed".
+fn transit_sources(dir: &std::path::Path) -> Vec<(String, u64)> {
+    mycelium_dataplane::engine::transit::read_all_transit(dir)
+        .into_iter()
+        .map(|(prefix, bytes)| {
+            let label = if prefix == 0 {
+                "unattributed".to_owned()
+            } else {
+                let mut addr = [0u8; 16];
+                addr[..8].copy_from_slice(&prefix.to_be_bytes());
+                format!("{}/64", Ipv6Addr::from(addr))
+            };
+            (label, bytes)
+        })
+        .filter(|(_, bytes)| *bytes > 0)
+        .collect()
 }

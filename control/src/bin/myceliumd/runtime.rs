@@ -109,6 +109,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         counters: ShmCounters::new(&shm_dir),
         commands: Mutex::new(tx),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        shm_dir: shm_dir.clone(),
     });
     let api_config = ApiConfig { addr: config.api_listen, ..ApiConfig::default() };
     let _api = api::start(&api_config, Arc::new(Admin(Arc::clone(&shared))))

@@ -71,6 +71,7 @@ pub struct SealedEngine {
     shared: SharedSessions,
     sessions: ShardSessions,
     punts: PuntLimiter,
+    transit: super::transit::TransitTable,
     now_ns: u64,
 }
 
@@ -95,6 +96,7 @@ impl SealedEngine {
             sessions: ShardSessions::new(Arc::new(SessionTable::empty())),
             shared,
             punts: PuntLimiter::new(),
+            transit: super::transit::TransitTable::default(),
             now_ns: 0,
         }
     }
@@ -130,6 +132,10 @@ impl Engine for SealedEngine {
         self.refresh();
     }
 
+    fn transit(&mut self) -> Option<&mut super::transit::TransitTable> {
+        Some(&mut self.transit)
+    }
+
     fn snapshot_generation(&self) -> u64 {
         self.routes.current().map_or(0, |v| v.generation())
     }
@@ -137,7 +143,14 @@ impl Engine for SealedEngine {
     fn process_from_underlay(&mut self, _now: Timestamp, batch: &mut RxBatch, out: &mut TxQueues) {
         let routes = self.routes.current();
         for mut packet in batch.packets_mut() {
-            underlay::handle(&self.config, self.now_ns, routes.as_ref(), self.sessions.table(), &mut packet, out);
+            let ctx = underlay::Context {
+                config: &self.config,
+                now_ns: self.now_ns,
+                routes: routes.as_ref(),
+                sessions: self.sessions.table(),
+                transit: &mut self.transit,
+            };
+            underlay::handle(ctx, &mut packet, out);
         }
     }
 

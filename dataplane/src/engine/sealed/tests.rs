@@ -212,6 +212,10 @@ fn a_relay_decrements_the_hop_limit_and_forwards_without_opening() {
     let mut expected = datagram.clone();
     expected[2] = 63;
     assert_eq!(outputs, vec![(TxDest::Udp(B_ENDPOINT.parse().unwrap()), expected)]);
+    // The relay accounts the bytes to A's /64.
+    let a_prefix = u64::from_be_bytes(lab.a.addr[..8].try_into().unwrap());
+    let transit: Vec<_> = lab.engine_r.transit().unwrap().entries().collect();
+    assert_eq!(transit[0], (a_prefix, datagram.len() as u64, 1));
 }
 
 #[test]

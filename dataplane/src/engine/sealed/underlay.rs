@@ -7,17 +7,20 @@ use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, W
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::transit::TransitTable;
 use crate::inner;
 use crate::sessions::{ReceiveError, SessionTable};
 
-pub(super) fn handle(
-    config: &SealedConfig,
-    now_ns: u64,
-    routes: Option<&SnapshotView<'_>>,
-    sessions: &SessionTable,
-    packet: &mut RxPacket<'_>,
-    out: &mut TxQueues,
-) {
+pub(super) struct Context<'a, 'r> {
+    pub config: &'a SealedConfig,
+    pub now_ns: u64,
+    pub routes: Option<&'a SnapshotView<'r>>,
+    pub sessions: &'a SessionTable,
+    pub transit: &'a mut TransitTable,
+}
+
+pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
+    let Context { config, now_ns, routes, sessions, transit } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -34,7 +37,7 @@ pub(super) fn handle(
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(routes, &mut routed, range, id, out);
+        return forward(routes, transit, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -70,6 +73,7 @@ pub(super) fn handle(
 /// Transit: look up, decrement the hop limit, send on unopened.
 fn forward(
     routes: Option<&SnapshotView<'_>>,
+    transit: &mut TransitTable,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
     id: crate::batch::PacketId,
@@ -90,7 +94,10 @@ fn forward(
         return out.drop_packet(id, DropReason::NoRoute);
     };
     match routed.decrement_hop_limit() {
-        Some(_) => out.send_udp(id, range, endpoint),
+        Some(_) => {
+            transit.count(&routed.source(), range.len());
+            out.send_udp(id, range, endpoint)
+        }
         None => out.drop_packet(id, DropReason::HopLimit),
     }
 }

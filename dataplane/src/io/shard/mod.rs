@@ -70,6 +70,8 @@ pub const INJECT_BUF_SIZE: usize = 4096;
 pub const TUN_SINGLE_READS: usize = 64;
 /// Longest wait for a completion, which bounds how late shutdown is seen.
 pub const WAIT_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often a shard publishes its transit table (when it changed).
+const TRANSIT_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes reserved in front of TUN packets at least (room for a future virtio_net_hdr).
 pub const MIN_TUN_HEADROOM: usize = 64;
 /// How long punts are counted as unavailable, without trying, after a send found no daemon.
@@ -122,6 +124,8 @@ pub struct ShardParts {
     pub punt: Option<PuntSocket>,
     /// Its counters page.
     pub counters: CountersMap,
+    /// Where to publish the engine's transit table (`None`: nowhere).
+    pub transit_file: Option<std::path::PathBuf>,
     /// The TUN MTU, which sizes the buffers.
     pub mtu: usize,
 }
@@ -164,6 +168,8 @@ pub struct Shard<E: Engine> {
     tun: Option<OwnedFd>,
     punt: Option<PuntSocket>,
     counters: CountersMap,
+    transit_file: Option<std::path::PathBuf>,
+    transit_flushed_at: Timestamp,
     udp_pool: BufRing,
     tun_pool: Option<BufRing>,
     inject_slab: Region,
@@ -263,6 +269,8 @@ impl<E: Engine> Shard<E> {
             tun: parts.tun,
             punt: parts.punt,
             counters: parts.counters,
+            transit_file: parts.transit_file,
+            transit_flushed_at: Timestamp::ZERO,
             udp_pool,
             tun_pool,
             inject_slab,
@@ -303,9 +311,33 @@ impl<E: Engine> Shard<E> {
                 Err(e) => return Err(e),
             }
             self.iteration();
+            self.publish_transit();
         }
         self.drain();
+        if let Some(path) = &self.transit_file {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(())
+    }
+
+    /// Writes the engine's transit table for the control daemon, at most
+    /// once a second and only when it changed: a temporary file renamed over
+    /// the live one, so a reader sees a whole table.
+    fn publish_transit(&mut self) {
+        let now = Timestamp::now();
+        if now.saturating_since(self.transit_flushed_at) < TRANSIT_PUBLISH_INTERVAL {
+            return;
+        }
+        self.transit_flushed_at = now;
+        let (Some(path), Some(table)) = (&self.transit_file, self.engine.transit()) else { return };
+        if !table.take_dirty() {
+            return;
+        }
+        let tmp = path.with_extension("transit.tmp");
+        let written = std::fs::write(&tmp, table.encode()).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::debug!(shard = self.index, "publishing transit counters: {e}");
+        }
     }
 
     fn iteration(&mut self) {
