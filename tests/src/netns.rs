@@ -160,24 +160,31 @@ impl Stream {
     }
 }
 
+/// Listens on `addr` and accepts one connection within 15 s (panics
+/// otherwise); the connection blocks, with a 20 s read timeout.
+pub fn accept_one(addr: SocketAddr) -> TcpStream {
+    let listener = TcpListener::bind(addr).expect("bind listener");
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn
+}
+
 /// Sends `bytes` from a thread in `from` to a listener in `to` at
 /// `addr`, and checks every byte on arrival. Returns the seconds it took.
 pub fn transfer(from: &Netns, to: &Netns, addr: SocketAddr, bytes: usize) -> f64 {
     let server = to.spawn(move || {
-        let listener = TcpListener::bind(addr).expect("bind listener");
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut conn = loop {
-            match listener.accept() {
-                Ok((c, _)) => break c,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut conn = accept_one(addr);
         let start = Instant::now();
         let mut expected = Stream::new(0x5eed);
         let (mut got, mut want) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);

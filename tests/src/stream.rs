@@ -7,7 +7,7 @@
 //! when each chunk arrived. Every wait is bounded.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -44,20 +44,7 @@ impl Flow {
         let received = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&received);
         let server = to.spawn(move || {
-            let listener = TcpListener::bind(addr).expect("bind listener");
-            listener.set_nonblocking(true).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let mut conn = loop {
-                match listener.accept() {
-                    Ok((c, _)) => break c,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => panic!("accept: {e}"),
-                }
-            };
-            conn.set_nonblocking(false).unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut conn = crate::netns::accept_one(addr);
             let mut expected = Stream::new(0xf10);
             let (mut got, mut want) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
             let (mut total, mut longest, mut first, mut last) = (0u64, Duration::ZERO, None, Instant::now());
