@@ -13,6 +13,7 @@
 //! - [`api`]: the local admin API (HTTP + JSON) and the documents it serves.
 //! - [`metrics`]: the Prometheus `/metrics` endpoint.
 //! - [`node`]: all of the above composed into the node's sans-IO engine.
+//! - [`rng`]: the seeded PRNG of simulations and tests.
 //! - [`logging`]: `tracing` output as text or JSON lines.
 
 pub mod api;
@@ -25,4 +26,5 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod rng;
 pub mod routing;

@@ -180,6 +180,21 @@ pub fn accept_one(addr: SocketAddr) -> TcpStream {
     conn
 }
 
+/// Connects to `addr`, retrying for up to 10 s while the listener comes up
+/// (panics otherwise); writes time out after 20 s.
+pub fn connect_within(addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    };
+    conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn
+}
+
 /// Sends `bytes` from a thread in `from` to a listener in `to` at
 /// `addr`, and checks every byte on arrival. Returns the seconds it took.
 pub fn transfer(from: &Netns, to: &Netns, addr: SocketAddr, bytes: usize) -> f64 {
@@ -202,18 +217,7 @@ pub fn transfer(from: &Netns, to: &Netns, addr: SocketAddr, bytes: usize) -> f64
         (total, start.elapsed().as_secs_f64())
     });
     let client = from.spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut conn = loop {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => panic!("connect {addr}: {e}"),
-            }
-        };
-        conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut conn = connect_within(addr);
         let mut source = Stream::new(0x5eed);
         let mut buf = vec![0u8; 1 << 16];
         let mut sent = 0;

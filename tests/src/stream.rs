@@ -7,7 +7,7 @@
 //! when each chunk arrived. Every wait is bounded.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -70,18 +70,7 @@ impl Flow {
         });
         let flag = Arc::clone(&stop);
         let client = from.spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut conn = loop {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                    Ok(c) => break c,
-                    Err(e) if Instant::now() < deadline => {
-                        let _ = e;
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    Err(e) => panic!("connect {addr}: {e}"),
-                }
-            };
-            conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut conn = crate::netns::connect_within(addr);
             let mut source = Stream::new(0xf10);
             let mut buf = vec![0u8; 16 * 1024];
             let (start, mut sent) = (Instant::now(), 0u64);

@@ -5,8 +5,9 @@ use std::time::Duration;
 use mycelium_common::time::Timestamp;
 use mycelium_common::wire::tlv::{ControlMessage, Hello, Ihu, METRIC_INFINITY, Probe, ProbeReport};
 
-use super::sim::{Rng, Sim};
+use super::sim::Sim;
 use super::{Link, LinkClass, LinkConfig, LinkEvent, geo};
+use crate::rng::Rng;
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
