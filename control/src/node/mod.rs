@@ -74,6 +74,8 @@ struct NodeLink {
     neighbour: PublicKey,
     endpoint: SocketAddr,
     link: Link,
+    /// Data bytes the dataplane carried on this link, `(tx, rx)`.
+    data: (u64, u64),
 }
 
 /// The composed node. See the module docs.
@@ -195,12 +197,16 @@ impl NodeCore {
         self.pump(now);
     }
 
-    /// The dataplane's cumulative underlay byte counters. Until the dataplane
-    /// counts per link, every link sees the node's totals: any traffic puts
-    /// all links in the fast-probing mode that detects failures quickly.
-    pub fn handle_traffic(&mut self, now: Timestamp, tx_bytes: u64, rx_bytes: u64) {
-        for nl in self.links.values_mut() {
-            nl.link.handle_traffic(now, tx_bytes, rx_bytes);
+    /// The dataplane's cumulative data bytes per link, `(link id, tx, rx)`
+    /// (routed packets only: control messages are counted by the peering
+    /// layer). Each link's measurement sees what it carried: its passive
+    /// capacity, and whether it is busy enough for fast hellos.
+    pub fn handle_link_traffic(&mut self, now: Timestamp, links: impl IntoIterator<Item = (u32, u64, u64)>) {
+        for (id, tx_bytes, rx_bytes) in links {
+            if let Some(nl) = self.links.get_mut(&LinkId(id)) {
+                nl.data = (tx_bytes, rx_bytes);
+                nl.link.handle_traffic(now, tx_bytes, rx_bytes);
+            }
         }
         self.pump(now);
     }
@@ -364,6 +370,7 @@ impl NodeCore {
                     neighbour: peer,
                     endpoint,
                     link: Link::new(now, self.link_config.clone()),
+                    data: (0, 0),
                 };
                 self.links.insert(id, nl);
                 self.routes_dirty = true;

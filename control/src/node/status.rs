@@ -33,6 +33,7 @@ impl NodeCore {
             .map(|(id, nl)| {
                 let stats = self.peers.peers().find(|p| p.link == nl.peer_link).map(|p| p.stats);
                 let (rx, tx) = stats.map_or((0, 0), |s| (s.rx_bytes, s.tx_bytes));
+                let (rx, tx) = (rx + nl.data.1, tx + nl.data.0);
                 PeerInfo {
                     public_key: nl.neighbour.to_hex(),
                     address: nl.neighbour.address().to_string(),

@@ -11,8 +11,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::links::{LINK_SLOTS, LinkCounts};
+
 /// First word of a counters block: "MYCNT001" as a little-endian u64.
-pub const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"MYCNT001");
+pub const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"MYCNT002");
 
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
@@ -133,6 +135,52 @@ pub struct ShardCounters {
     pub buffers_exhausted: AtomicU64,
     /// Dropped packets, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Traffic per neighbour link (see [`super::links`]).
+    pub links: [SharedLinkSlot; LINK_SLOTS],
+}
+
+/// One link's counters in shared memory. `key` is the link id plus one
+/// while the slot belongs to that link, 0 while it is free or changing
+/// hands; a reader trusts the counts only when it read the same non-zero
+/// key before and after them.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SharedLinkSlot {
+    pub key: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+}
+
+impl SharedLinkSlot {
+    /// Writes the slot's owner and counts (the shard is the only writer).
+    pub fn publish(&self, id: Option<u32>, counts: &LinkCounts) {
+        let key = id.map_or(0, |id| u64::from(id) + 1);
+        if self.key.load(Ordering::Relaxed) != key {
+            self.key.store(0, Ordering::Release);
+        }
+        self.tx_packets.store(counts.tx_packets, Ordering::Relaxed);
+        self.tx_bytes.store(counts.tx_bytes, Ordering::Relaxed);
+        self.rx_packets.store(counts.rx_packets, Ordering::Relaxed);
+        self.rx_bytes.store(counts.rx_bytes, Ordering::Relaxed);
+        self.key.store(key, Ordering::Release);
+    }
+
+    /// The owner and counts, if the slot is in use and was not changing
+    /// hands while read.
+    pub fn read(&self) -> Option<(u32, LinkCounts)> {
+        let key = self.key.load(Ordering::Acquire);
+        let counts = LinkCounts {
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        let id = u32::try_from(key.checked_sub(1)?).ok()?;
+        (self.key.load(Ordering::Relaxed) == key).then_some((id, counts))
+    }
 }
 
 impl Default for ShardCounters {
@@ -154,6 +202,7 @@ impl Default for ShardCounters {
             injected: AtomicU64::new(0),
             buffers_exhausted: AtomicU64::new(0),
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
+            links: std::array::from_fn(|_| SharedLinkSlot::default()),
         };
         c.magic.store(COUNTERS_MAGIC, Ordering::Release);
         c
@@ -180,6 +229,11 @@ impl ShardCounters {
                 bump(counter, n);
             }
         }
+    }
+
+    /// Every link slot in use: (link id, counts).
+    pub fn read_links(&self) -> impl Iterator<Item = (u32, LinkCounts)> + '_ {
+        self.links.iter().filter_map(SharedLinkSlot::read)
     }
 
     /// A plain copy of every value, for summing and printing.

@@ -272,9 +272,8 @@ impl Loop<'_> {
             Ok(_) => {}
             Err(e) => warn!("reading the dataplane epoch: {e}"),
         }
-        if let Ok(shards) = mycelium_dataplane::io::shm::read_all_counters(&self.shm_dir) {
-            let total: mycelium_dataplane::engine::counters::CounterValues = shards.into_iter().map(|(_, c)| c).sum();
-            self.node.handle_traffic(now, total.underlay_tx_bytes, total.underlay_rx_bytes);
+        if let Ok(links) = mycelium_dataplane::io::shm::read_link_counters(&self.shm_dir) {
+            self.node.handle_link_traffic(now, links.into_iter().map(|(id, c)| (id, c.tx_bytes, c.rx_bytes)));
         }
         *self.shared.status.lock() = self.node.status(now);
     }

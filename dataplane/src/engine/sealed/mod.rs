@@ -41,6 +41,7 @@ use mycelium_common::wire::ROUTED_HEADER_LEN;
 use tracing::warn;
 
 use super::Engine;
+use super::links::LinkTraffic;
 use crate::batch::{RxBatch, TxQueues};
 use crate::sessions::{SessionTable, ShardSessions, SharedSessions};
 use punt_limit::PuntLimiter;
@@ -72,6 +73,7 @@ pub struct SealedEngine {
     sessions: ShardSessions,
     punts: PuntLimiter,
     transit: super::transit::TransitTable,
+    links: LinkTraffic,
     now_ns: u64,
 }
 
@@ -97,13 +99,20 @@ impl SealedEngine {
             shared,
             punts: PuntLimiter::new(),
             transit: super::transit::TransitTable::default(),
+            links: LinkTraffic::default(),
             now_ns: 0,
         }
     }
 
     fn refresh(&mut self) {
-        if let Err(e) = self.routes.poll() {
-            warn!(shard = self.config.shard, "route snapshot not taken: {e}");
+        match self.routes.poll() {
+            Ok(mycelium_common::shm::Poll::Updated { .. }) => {
+                if let Some(view) = self.routes.current() {
+                    self.links.resolve(&view);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(shard = self.config.shard, "route snapshot not taken: {e}"),
         }
         match self.keys.poll() {
             Ok(mycelium_common::shm::Poll::Updated { .. }) => {
@@ -136,6 +145,10 @@ impl Engine for SealedEngine {
         Some(&mut self.transit)
     }
 
+    fn links(&mut self) -> Option<&mut LinkTraffic> {
+        Some(&mut self.links)
+    }
+
     fn snapshot_generation(&self) -> u64 {
         self.routes.current().map_or(0, |v| v.generation())
     }
@@ -149,6 +162,7 @@ impl Engine for SealedEngine {
                 routes: routes.as_ref(),
                 sessions: self.sessions.table(),
                 transit: &mut self.transit,
+                links: &mut self.links,
             };
             underlay::handle(ctx, &mut packet, out);
         }
@@ -163,6 +177,7 @@ impl Engine for SealedEngine {
                 routes: routes.as_ref(),
                 sessions: &mut self.sessions,
                 punts: &mut self.punts,
+                links: &mut self.links,
             };
             tun::handle(&mut ctx, &mut packet, out);
         }

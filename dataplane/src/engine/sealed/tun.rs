@@ -9,6 +9,7 @@ use super::punt_limit::PuntLimiter;
 use super::{SealedConfig, TAILROOM, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::links::LinkTraffic;
 use crate::inner;
 use crate::sessions::{SendError, ShardSessions};
 
@@ -18,6 +19,7 @@ pub(super) struct Context<'a, 'r> {
     pub routes: Option<&'a SnapshotView<'r>>,
     pub sessions: &'a mut ShardSessions,
     pub punts: &'a mut PuntLimiter,
+    pub links: &'a mut LinkTraffic,
 }
 
 pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
@@ -79,6 +81,7 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
         Ok(t) => *tag = t,
         Err(_) => return out.drop_packet(id, DropReason::InvalidOutput),
     }
+    ctx.links.count_tx(link.id(), range.len());
     out.send_udp(id, range, endpoint);
 }
 

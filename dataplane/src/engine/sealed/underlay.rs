@@ -7,6 +7,7 @@ use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, W
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::links::LinkTraffic;
 use crate::engine::transit::TransitTable;
 use crate::inner;
 use crate::sessions::{ReceiveError, SessionTable};
@@ -17,10 +18,11 @@ pub(super) struct Context<'a, 'r> {
     pub routes: Option<&'a SnapshotView<'r>>,
     pub sessions: &'a SessionTable,
     pub transit: &'a mut TransitTable,
+    pub links: &'a mut LinkTraffic,
 }
 
 pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
-    let Context { config, now_ns, routes, sessions, transit } = ctx;
+    let Context { config, now_ns, routes, sessions, transit, links } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -31,13 +33,16 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
         return out.punt(id, packet.range(), PuntKind::ControlFromUnderlay);
     }
     let range = packet.range();
+    if let Some(from) = packet.peer() {
+        links.count_rx(from, range.len());
+    }
     let mut routed = match RoutedPacket::new_checked(packet.data_mut()) {
         Ok(p) => p,
         Err(e) => return out.drop_packet(id, wire_drop(e)),
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(routes, transit, &mut routed, range, id, out);
+        return forward(routes, transit, links, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -74,6 +79,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
 fn forward(
     routes: Option<&SnapshotView<'_>>,
     transit: &mut TransitTable,
+    links: &mut LinkTraffic,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
     id: crate::batch::PacketId,
@@ -96,6 +102,7 @@ fn forward(
     match routed.decrement_hop_limit() {
         Some(_) => {
             transit.count(&routed.source(), range.len());
+            links.count_tx(link.id(), range.len());
             out.send_udp(id, range, endpoint)
         }
         None => out.drop_packet(id, DropReason::HopLimit),

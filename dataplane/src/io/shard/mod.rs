@@ -437,5 +437,8 @@ impl<E: Engine> Shard<E> {
             }
         }
         c.add_drops(&t.drops);
+        if let Some(links) = self.engine.links() {
+            links.take_dirty(|slot, id, counts| c.links[slot].publish(id, counts));
+        }
     }
 }
