@@ -77,6 +77,8 @@ drop_reasons! {
     NotOverlay => "not_overlay",
     /// The hop limit ran out in transit.
     HopLimit => "hop_limit",
+    /// Transit over the operator's cap (`--transit-limit-mbps`), from a source over its fair share.
+    TransitLimit => "transit_limit",
     /// Data for this node, but the dataplane runs without a TUN.
     NoTun => "no_tun",
     /// The engine queued more outputs than the batch can hold.

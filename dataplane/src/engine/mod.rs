@@ -26,6 +26,7 @@
 //! until the sealed engine replaces it.
 
 pub mod counters;
+pub mod fair;
 pub mod links;
 pub mod passthrough;
 pub mod sealed;

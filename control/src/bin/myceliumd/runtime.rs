@@ -171,6 +171,9 @@ fn dataplane_spec(
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);
     }
+    if let Some(mbps) = config.transit_limit_mbps {
+        args.extend(["--transit-limit-mbps".to_owned(), mbps.to_string()]);
+    }
     Ok(DataplaneSpec { binary, args, shm_dir: shm_dir.to_path_buf() })
 }
 

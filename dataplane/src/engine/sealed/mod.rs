@@ -41,6 +41,7 @@ use mycelium_common::wire::ROUTED_HEADER_LEN;
 use tracing::warn;
 
 use super::Engine;
+use super::fair::FairShare;
 use super::links::LinkTraffic;
 use crate::batch::{RxBatch, TxQueues};
 use crate::sessions::{SessionTable, ShardSessions, SharedSessions};
@@ -62,6 +63,9 @@ pub struct SealedConfig {
     pub has_tun: bool,
     /// This dataplane's incarnation (see the key table's docs).
     pub epoch: u64,
+    /// This shard's cap on transit forwarding, bits per second, shared
+    /// fairly between sources ([`crate::engine::fair`]); `None`: no cap.
+    pub transit_limit_bps: Option<u64>,
 }
 
 /// The sealed engine of one shard. See the module docs.
@@ -74,6 +78,7 @@ pub struct SealedEngine {
     punts: PuntLimiter,
     transit: super::transit::TransitTable,
     links: LinkTraffic,
+    fair: Option<FairShare>,
     now_ns: u64,
 }
 
@@ -92,7 +97,7 @@ impl SealedEngine {
     /// built session tables with the other shards through `shared`.
     pub fn new(config: SealedConfig, dir: ShmDir, shared: SharedSessions) -> Self {
         SealedEngine {
-            config,
+            config: config.clone(),
             routes: Subscriber::new(dir.clone()),
             keys: Subscriber::new(dir),
             sessions: ShardSessions::new(Arc::new(SessionTable::empty())),
@@ -100,6 +105,7 @@ impl SealedEngine {
             punts: PuntLimiter::new(),
             transit: super::transit::TransitTable::default(),
             links: LinkTraffic::default(),
+            fair: config.transit_limit_bps.map(FairShare::new),
             now_ns: 0,
         }
     }
@@ -138,6 +144,9 @@ impl Engine for SealedEngine {
 
     fn begin_batch(&mut self, now: Timestamp) {
         self.now_ns = now.as_nanos();
+        if let Some(fair) = &mut self.fair {
+            fair.roll(self.now_ns);
+        }
         self.refresh();
     }
 
@@ -163,6 +172,7 @@ impl Engine for SealedEngine {
                 sessions: self.sessions.table(),
                 transit: &mut self.transit,
                 links: &mut self.links,
+                fair: self.fair.as_mut(),
             };
             underlay::handle(ctx, &mut packet, out);
         }

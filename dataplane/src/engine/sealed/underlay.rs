@@ -7,6 +7,7 @@ use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, W
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::fair::FairShare;
 use crate::engine::links::LinkTraffic;
 use crate::engine::transit::TransitTable;
 use crate::inner;
@@ -19,10 +20,11 @@ pub(super) struct Context<'a, 'r> {
     pub sessions: &'a SessionTable,
     pub transit: &'a mut TransitTable,
     pub links: &'a mut LinkTraffic,
+    pub fair: Option<&'a mut FairShare>,
 }
 
 pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
-    let Context { config, now_ns, routes, sessions, transit, links } = ctx;
+    let Context { config, now_ns, routes, sessions, transit, links, fair } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -42,7 +44,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(routes, transit, links, &mut routed, range, id, out);
+        return forward(Forwarding { routes, transit, links, fair, now_ns }, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -76,10 +78,17 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
 }
 
 /// Transit: look up, decrement the hop limit, send on unopened.
+/// What forwarding a transit packet reads and counts.
+struct Forwarding<'a, 'r> {
+    routes: Option<&'a SnapshotView<'r>>,
+    transit: &'a mut TransitTable,
+    links: &'a mut LinkTraffic,
+    fair: Option<&'a mut FairShare>,
+    now_ns: u64,
+}
+
 fn forward(
-    routes: Option<&SnapshotView<'_>>,
-    transit: &mut TransitTable,
-    links: &mut LinkTraffic,
+    Forwarding { routes, transit, links, fair, now_ns }: Forwarding<'_, '_>,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
     id: crate::batch::PacketId,
@@ -101,7 +110,13 @@ fn forward(
     };
     match routed.decrement_hop_limit() {
         Some(_) => {
-            transit.count(&routed.source(), range.len());
+            let slot = transit.slot(&routed.source());
+            if let Some(fair) = fair
+                && !fair.admit(slot, range.len(), now_ns)
+            {
+                return out.drop_packet(id, DropReason::TransitLimit);
+            }
+            transit.count_at(slot, range.len());
             links.count_tx(link.id(), range.len());
             out.send_udp(id, range, endpoint)
         }
