@@ -27,6 +27,7 @@
 //! - [`netns`], [`stream`]: namespaces and the checked TCP stream, shared
 //!   with the end-to-end tests.
 
+pub mod demo;
 pub mod down;
 pub mod netns;
 pub mod process;
