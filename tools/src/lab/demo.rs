@@ -99,7 +99,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<Summary, LabError>
     std::thread::sleep(Duration::from_secs(2));
     s.path_before = path(&lab, &from, &to)?;
     say.line(&format!("path: {}", s.path_before.join(" -> ")));
-    let hop = lab.next_hop(&from, &to)?.ok_or_else(|| LabError::Check(format!("{from} has no route to {to}")))?;
+    let hop = wait_hop(&lab, &from, &to, Duration::from_secs(10))?;
     s.cut_link = link_name(&lab, hop.link);
     let link = lab.state().links[hop.link].clone();
 
@@ -215,9 +215,36 @@ fn wait_converged(lab: &Lab, within: Duration) -> Result<(), LabError> {
     }
 }
 
+/// `from`'s next hop to `to`, waiting up to `within` for a route (one may
+/// be between two choices for a moment).
+fn wait_hop(lab: &Lab, from: &str, to: &str, within: Duration) -> Result<super::Hop, LabError> {
+    let start = Instant::now();
+    loop {
+        if let Some(hop) = lab.next_hop(from, to)? {
+            return Ok(hop);
+        }
+        if start.elapsed() > within || super::signals::interrupted() {
+            return Err(LabError::Check(format!("{from} has no route to {to} within {within:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The nodes a packet from `from` to `to` passes, following each node's
-/// selected next hop (at most one visit per node).
+/// selected next hop (at most one visit per node); tries again for up to
+/// 3 s while some node on the way is between two routes.
 pub fn path(lab: &Lab, from: &str, to: &str) -> Result<Vec<String>, LabError> {
+    let start = Instant::now();
+    loop {
+        let hops = path_once(lab, from, to)?;
+        if hops.last().is_some_and(|h| h.starts_with(to)) || start.elapsed() > Duration::from_secs(3) {
+            return Ok(hops);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn path_once(lab: &Lab, from: &str, to: &str) -> Result<Vec<String>, LabError> {
     let mut hops = vec![from.to_owned()];
     let mut at = from.to_owned();
     while at != to && hops.len() <= lab.state().nodes.len() {
