@@ -19,11 +19,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use mycelium_tools::emu::Update;
-use mycelium_tools::emu::settings::{parse_duration, parse_probability, parse_rate, parse_size};
+use mycelium_tools::emu::settings::{
+    GilbertJson, parse_duration, parse_gilbert, parse_probability, parse_rate, parse_size,
+};
 use mycelium_tools::lab::demo::DemoOptions;
 use mycelium_tools::lab::signals;
 use mycelium_tools::lab::state::{self, State};
 use mycelium_tools::lab::{Lab, LabStatus, Options, Topology};
+use mycelium_tools::sim::Loss;
 
 /// The namespace lab: real mycelium nodes over emulated links, on one machine.
 #[derive(Debug, Parser)]
@@ -106,6 +109,9 @@ struct LinkArgs {
     /// Random loss, e.g. 2% (0 for none).
     #[arg(long, value_parser = parse_probability)]
     loss: Option<f64>,
+    /// Bursty Gilbert-Elliott loss instead: p,r[,h[,k]], e.g. 1%,25%.
+    #[arg(long, value_parser = parse_gilbert, conflicts_with = "loss")]
+    gilbert: Option<Loss>,
     /// Rate limit, e.g. 5mbit, or "none".
     #[arg(long)]
     rate: Option<String>,
@@ -243,11 +249,14 @@ fn link_update(a: &LinkArgs) -> anyhow::Result<Update> {
         },
         ..Update::default()
     };
+    if let Some(Loss::GilbertElliott { p, r, k, h }) = a.gilbert {
+        u.gilbert = Some(GilbertJson { p, r, k, h });
+    }
     if let Some(rate) = &a.rate {
         u.rate_bps = Some(if rate == "none" { None } else { Some(parse_rate(rate)?) });
     }
     if u == (Update::default()) {
-        bail!("nothing to change: give --delay, --jitter, --loss, --rate, --queue, --down or --up");
+        bail!("nothing to change: give --delay, --jitter, --loss, --gilbert, --rate, --queue, --down or --up");
     }
     Ok(u)
 }
