@@ -12,16 +12,21 @@
 //! sudo mlab demo
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use mycelium_tools::emu::Update;
-use mycelium_tools::emu::settings::{parse_duration, parse_probability, parse_rate, parse_size};
+use mycelium_tools::emu::settings::{
+    GilbertJson, parse_duration, parse_gilbert, parse_probability, parse_rate, parse_size,
+};
 use mycelium_tools::lab::demo::DemoOptions;
+use mycelium_tools::lab::signals;
 use mycelium_tools::lab::state::{self, State};
 use mycelium_tools::lab::{Lab, LabStatus, Options, Topology};
+use mycelium_tools::sim::Loss;
 
 /// The namespace lab: real mycelium nodes over emulated links, on one machine.
 #[derive(Debug, Parser)]
@@ -104,6 +109,9 @@ struct LinkArgs {
     /// Random loss, e.g. 2% (0 for none).
     #[arg(long, value_parser = parse_probability)]
     loss: Option<f64>,
+    /// Bursty Gilbert-Elliott loss instead: p,r[,h[,k]], e.g. 1%,25%.
+    #[arg(long, value_parser = parse_gilbert, conflicts_with = "loss")]
+    gilbert: Option<Loss>,
     /// Rate limit, e.g. 5mbit, or "none".
     #[arg(long)]
     rate: Option<String>,
@@ -121,7 +129,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mlab: {e:#}");
-            ExitCode::FAILURE
+            if signals::interrupted() { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -130,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let run_dir = cli.run_dir;
     match cli.command {
         Command::Up { file, name, bin_dir } => {
+            watch_signals(&run_dir, &name)?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let topo = Topology::parse(&text).with_context(|| file.display().to_string())?;
             let opts = Options { name, run_dir: run_dir.clone(), bin_dir };
@@ -183,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Demo { name, bin_dir, topology } => {
+            watch_signals(&run_dir, &name)?;
             let opts = DemoOptions { lab: Options { name, run_dir, bin_dir }, topology };
             let summary = mycelium_tools::lab::demo::run(&opts, &mut std::io::stdout().lock())?;
             if summary.reroute_ms.is_none() {
@@ -193,8 +203,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// On SIGINT or SIGTERM, asks the building (or the demo) to stop and roll
+/// back; if it has not within 5 s, tears the lab down from its state file
+/// here. Call before any thread starts.
+fn watch_signals(run_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let set = signals::block_exit_signals().context("cannot block SIGINT and SIGTERM")?;
+    let (run_dir, name) = (run_dir.to_owned(), name.to_owned());
+    std::thread::spawn(move || {
+        let sig = signals::wait(&set);
+        eprintln!("mlab: signal {sig}: stopping and removing lab {name}");
+        signals::interrupt();
+        std::thread::sleep(Duration::from_secs(5));
+        if let Ok(state) = State::load(&run_dir, &name) {
+            let _ = mycelium_tools::lab::down::teardown(&state);
+        }
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 /// The lab named, or the only one.
-fn pick(run_dir: &std::path::Path, lab: Option<String>) -> anyhow::Result<String> {
+fn pick(run_dir: &Path, lab: Option<String>) -> anyhow::Result<String> {
     if let Some(name) = lab {
         return Ok(name);
     }
@@ -220,11 +249,14 @@ fn link_update(a: &LinkArgs) -> anyhow::Result<Update> {
         },
         ..Update::default()
     };
+    if let Some(Loss::GilbertElliott { p, r, k, h }) = a.gilbert {
+        u.gilbert = Some(GilbertJson { p, r, k, h });
+    }
     if let Some(rate) = &a.rate {
         u.rate_bps = Some(if rate == "none" { None } else { Some(parse_rate(rate)?) });
     }
     if u == (Update::default()) {
-        bail!("nothing to change: give --delay, --jitter, --loss, --rate, --queue, --down or --up");
+        bail!("nothing to change: give --delay, --jitter, --loss, --gilbert, --rate, --queue, --down or --up");
     }
     Ok(u)
 }

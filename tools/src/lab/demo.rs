@@ -74,12 +74,12 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<Summary, LabError>
         ..Summary::default()
     };
 
-    say.step(&format!("building the lab: {} nodes, {} links, one emulator per link", s.nodes, s.links));
+    say.step(&format!("building the lab: {} nodes, {} links, one emulator per link", s.nodes, s.links))?;
     let lab = Lab::up(&topo, &opts.lab)?;
     s.up_ms = start.elapsed().as_millis();
     say.line(&format!("up in {} ms (state file {})", s.up_ms, lab.state().path.display()));
 
-    say.step("waiting until every node has a route to every other");
+    say.step("waiting until every node has a route to every other")?;
     let t = Instant::now();
     wait_converged(&lab, Duration::from_secs(40))?;
     s.converged_ms = t.elapsed().as_millis();
@@ -89,25 +89,25 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<Summary, LabError>
     LabStatus::gather(&lab).print(&mut status).map_err(|e| LabError::Check(e.to_string()))?;
     say.raw(&String::from_utf8_lossy(&status));
 
-    say.step(&format!("ping {from} -> {to}"));
+    say.step(&format!("ping {from} -> {to}"))?;
     let ping = lab.ping(&from, &to, 5)?;
     s.ping_rtt_ms = ping.avg_rtt_ms;
     say.line(&format!("{}/{} answered, mean round trip {}", ping.received, ping.sent, ms(ping.avg_rtt_ms)));
 
-    say.step(&format!("TCP stream {from} -> {to} at {} MB/s, every byte checked", STREAM_RATE >> 20));
+    say.step(&format!("TCP stream {from} -> {to} at {} MB/s, every byte checked", STREAM_RATE >> 20))?;
     let flow = lab.stream(&from, &to, 7000, STREAM_RATE)?;
     std::thread::sleep(Duration::from_secs(2));
     s.path_before = path(&lab, &from, &to)?;
     say.line(&format!("path: {}", s.path_before.join(" -> ")));
-    let hop = lab.next_hop(&from, &to)?.ok_or_else(|| LabError::Check(format!("{from} has no route to {to}")))?;
+    let hop = wait_hop(&lab, &from, &to, Duration::from_secs(10))?;
     s.cut_link = link_name(&lab, hop.link);
     let link = lab.state().links[hop.link].clone();
 
-    say.step(&format!("cutting {} ({}), the first link of that path", s.cut_link, hop.class));
+    say.step(&format!("cutting {} ({}), the first link of that path", s.cut_link, hop.class))?;
     let down = Update { up: Some(false), ..Update::default() };
     lab.set_link(&link.a, &link.b, link.index, &down)?;
     let cut = Instant::now();
-    while cut.elapsed() < Duration::from_secs(15) {
+    while cut.elapsed() < Duration::from_secs(15) && !super::signals::interrupted() {
         if lab.next_hop(&from, &to)?.is_some_and(|h| h.link != hop.link) {
             s.reroute_ms = Some(cut.elapsed().as_millis());
             break;
@@ -122,11 +122,11 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<Summary, LabError>
         s.path_after_cut.join(" -> ")
     ));
 
-    say.step(&format!("restoring {}", s.cut_link));
+    say.step(&format!("restoring {}", s.cut_link))?;
     let up = Update { up: Some(true), ..Update::default() };
     lab.set_link(&link.a, &link.b, link.index, &up)?;
     let restored = Instant::now();
-    while restored.elapsed() < Duration::from_secs(15) {
+    while restored.elapsed() < Duration::from_secs(15) && !super::signals::interrupted() {
         if lab.next_hop(&from, &to)?.is_some_and(|h| h.link == hop.link) {
             break;
         }
@@ -145,7 +145,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<Summary, LabError>
         s.stream_longest_pause_ms
     ));
 
-    say.step("tearing down");
+    say.step("tearing down")?;
     let down = lab.down()?;
     say.line(&format!(
         "{} processes stopped, {} namespaces removed",
@@ -163,9 +163,13 @@ struct Say<'a> {
 }
 
 impl Say<'_> {
-    fn step(&mut self, what: &str) {
+    fn step(&mut self, what: &str) -> Result<(), LabError> {
+        if super::signals::interrupted() {
+            return Err(LabError::Interrupted);
+        }
         let _ = writeln!(self.out, "\n[{:5.1}s] {what}", self.start.elapsed().as_secs_f64());
         let _ = self.out.flush();
+        Ok(())
     }
 
     fn line(&mut self, what: &str) {
@@ -189,6 +193,9 @@ fn wait_converged(lab: &Lab, within: Duration) -> Result<(), LabError> {
     let start = Instant::now();
     let nodes = &lab.state().nodes;
     loop {
+        if super::signals::interrupted() {
+            return Err(LabError::Interrupted);
+        }
         let mut missing = Vec::new();
         for n in nodes {
             let routes = lab.routes(&n.name).unwrap_or_default();
@@ -208,9 +215,36 @@ fn wait_converged(lab: &Lab, within: Duration) -> Result<(), LabError> {
     }
 }
 
+/// `from`'s next hop to `to`, waiting up to `within` for a route (one may
+/// be between two choices for a moment).
+fn wait_hop(lab: &Lab, from: &str, to: &str, within: Duration) -> Result<super::Hop, LabError> {
+    let start = Instant::now();
+    loop {
+        if let Some(hop) = lab.next_hop(from, to)? {
+            return Ok(hop);
+        }
+        if start.elapsed() > within || super::signals::interrupted() {
+            return Err(LabError::Check(format!("{from} has no route to {to} within {within:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The nodes a packet from `from` to `to` passes, following each node's
-/// selected next hop (at most one visit per node).
+/// selected next hop (at most one visit per node); tries again for up to
+/// 3 s while some node on the way is between two routes.
 pub fn path(lab: &Lab, from: &str, to: &str) -> Result<Vec<String>, LabError> {
+    let start = Instant::now();
+    loop {
+        let hops = path_once(lab, from, to)?;
+        if hops.last().is_some_and(|h| h.starts_with(to)) || start.elapsed() > Duration::from_secs(3) {
+            return Ok(hops);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn path_once(lab: &Lab, from: &str, to: &str) -> Result<Vec<String>, LabError> {
     let mut hops = vec![from.to_owned()];
     let mut at = from.to_owned();
     while at != to && hops.len() <= lab.state().nodes.len() {

@@ -21,7 +21,8 @@
 //!
 //! - [`topology`]: the TOML file; [`up`]: building a lab; [`down`]:
 //!   tearing it down from its [`state`] file (also after a crash);
-//! - [`process`]: commands, detached processes, pid checks;
+//! - [`process`]: commands, detached processes, pid checks; [`signals`]:
+//!   SIGINT/SIGTERM for the long-running commands;
 //! - [`query`]: routes, next hops, pings and streams in a running lab;
 //! - [`status`]: `mlab status`; [`demo`]: `mlab demo`;
 //! - [`netns`], [`stream`]: namespaces and the checked TCP stream, shared
@@ -32,6 +33,7 @@ pub mod down;
 pub mod netns;
 pub mod process;
 pub mod query;
+pub mod signals;
 pub mod state;
 pub mod status;
 pub mod stream;
@@ -82,6 +84,8 @@ pub enum LabError {
     Emulator(String, String),
     #[error("{0}")]
     Check(String),
+    #[error("interrupted")]
+    Interrupted,
     #[error("teardown left things behind: {0}")]
     Teardown(String),
 }
@@ -177,6 +181,50 @@ impl Lab {
         let mut cmd = self.command(node, program)?;
         cmd.args(rest).stdin(std::process::Stdio::null());
         cmd.output().map_err(|e| LabError::Command { command: args.join(" "), message: e.to_string() })
+    }
+}
+
+/// Node processes: kill, stop and start a node's daemon.
+impl Lab {
+    fn daemon(&self, node: &str) -> Result<Option<state::Proc>, LabError> {
+        let role = format!("node {}", self.node(node)?.name);
+        Ok(self.state.processes.iter().find(|p| p.role == role && process::alive(p)).cloned())
+    }
+
+    /// Whether `node`'s daemon runs.
+    pub fn node_running(&self, node: &str) -> Result<bool, LabError> {
+        Ok(self.daemon(node)?.is_some())
+    }
+
+    /// Kills `node`'s daemon with SIGKILL; its dataplane, a process of its
+    /// own, keeps forwarding on the last routes it was given.
+    pub fn kill_node(&mut self, node: &str) -> Result<(), LabError> {
+        if let Some(p) = self.daemon(node)? {
+            process::kill_now(&p);
+        }
+        Ok(())
+    }
+
+    /// Stops `node` with SIGTERM (the daemon stops its dataplane), SIGKILL
+    /// after 10 s.
+    pub fn stop_node(&mut self, node: &str) -> Result<(), LabError> {
+        if let Some(p) = self.daemon(node)? {
+            process::stop(&[p], std::time::Duration::from_secs(10));
+        }
+        Ok(())
+    }
+
+    /// Starts `node`'s daemon again (same key, config and instance: it
+    /// adopts a dataplane still running) and waits until it runs.
+    pub fn start_node(&mut self, node: &str) -> Result<(), LabError> {
+        if self.node_running(node)? {
+            return Err(LabError::Check(format!("node {node} is running already")));
+        }
+        let i = self.state.nodes.iter().position(|n| n.name == node).ok_or_else(|| LabError::NoNode(node.into()))?;
+        let bins =
+            self.state.binaries.clone().ok_or_else(|| LabError::Check("the state file names no binaries".into()))?;
+        let started = up::start_node(&mut self.state, &bins, i)?;
+        up::wait_for_nodes(&self.state, &[started])
     }
 }
 

@@ -111,6 +111,16 @@ pub fn stop(procs: &[Proc], grace: Duration) -> Vec<String> {
     stubborn.into_iter().map(|p| p.role).collect()
 }
 
+/// SIGKILL to `p` if it still runs, waiting up to 2 s for it to go.
+pub fn kill_now(p: &Proc) {
+    signal_all(std::slice::from_ref(p), libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(p) && Instant::now() < deadline {
+        reap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Reaps any of this process's children that exited (so that a library
 /// caller's stopped nodes do not stay zombies).
 fn reap() {

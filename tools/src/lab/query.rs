@@ -155,6 +155,9 @@ impl Lab {
     pub fn ping_until_reachable(&self, from: &str, to: &str, within: Duration) -> Result<Duration, LabError> {
         let start = Instant::now();
         loop {
+            if super::signals::interrupted() {
+                return Err(LabError::Interrupted);
+            }
             if self.ping(from, to, 3)?.received > 0 {
                 return Ok(start.elapsed());
             }

@@ -38,6 +38,9 @@ pub struct NodeState {
     pub instance: String,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra daemon flags from the topology.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// A link as built: node `a`'s side is the /30 `net_a`, node `b`'s `net_b`;
@@ -75,6 +78,9 @@ pub struct State {
     pub instances: Vec<String>,
     pub nodes: Vec<NodeState>,
     pub links: Vec<LinkState>,
+    /// The binaries it runs (set before the first node starts).
+    #[serde(default)]
+    pub binaries: Option<super::up::Binaries>,
     /// Whether `up` finished.
     pub complete: bool,
     #[serde(skip)]

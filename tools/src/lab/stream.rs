@@ -30,14 +30,20 @@ pub struct FlowReport {
 
 type Side<T> = JoinHandle<io::Result<io::Result<T>>>;
 
-/// A running stream. See the module docs.
+/// A running stream. See the module docs. Dropping it unfinished stops
+/// the sender (the threads then end on their own).
 #[derive(Debug)]
 pub struct Flow {
     stop: Arc<AtomicBool>,
     /// Bytes received so far (checked).
     pub received: Arc<AtomicU64>,
-    client: Side<u64>,
-    server: Side<FlowReport>,
+    sides: Option<(Side<u64>, Side<FlowReport>)>,
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn receive(addr: SocketAddr, counter: &AtomicU64) -> io::Result<FlowReport> {
@@ -102,10 +108,11 @@ impl Flow {
         let server = to.spawn_checked(move || receive(addr, &counter));
         let flag = Arc::clone(&stop);
         let client = from.spawn_checked(move || send(addr, rate, &flag));
-        let flow = Flow { stop, received, client, server };
+        let flow = Flow { stop, received, sides: Some((client, server)) };
         let deadline = Instant::now() + Duration::from_secs(15);
         while flow.received.load(Ordering::Relaxed) == 0 {
-            if Instant::now() >= deadline || flow.client.is_finished() || flow.server.is_finished() {
+            let ended = flow.sides.as_ref().is_none_or(|(c, s)| c.is_finished() || s.is_finished());
+            if Instant::now() >= deadline || ended {
                 let why = match flow.try_finish() {
                     Err(e) => e.to_string(),
                     Ok(_) => "nothing arrived".to_owned(),
@@ -119,14 +126,11 @@ impl Flow {
 
     /// Stops sending and waits for the receiver to get everything; checks
     /// that every byte sent arrived.
-    pub fn try_finish(self) -> io::Result<FlowReport> {
+    pub fn try_finish(mut self) -> io::Result<FlowReport> {
         self.stop.store(true, Ordering::Relaxed);
-        let sent = joined(self.client, "sender");
-        if sent.is_err() {
-            // Unblocks a receiver still waiting for its connection.
-            self.stop.store(true, Ordering::Relaxed);
-        }
-        let report = joined(self.server, "receiver")?;
+        let (client, server) = self.sides.take().ok_or_else(|| io::Error::other("the stream was finished already"))?;
+        let sent = joined(client, "sender");
+        let report = joined(server, "receiver")?;
         let sent = sent?;
         if report.bytes != sent {
             return Err(io::Error::other(format!("{sent} bytes sent but {} arrived", report.bytes)));

@@ -22,6 +22,10 @@
 //! down = false               # start with the link down
 //! ```
 //!
+//! A link's class is written into the config of the node(s) that dial it
+//! (`peer_class`): a node knows the class of the links it dials, so give
+//! `dial = "both"` where both ends should cost the link by its class.
+//!
 //! Several links may join the same two nodes: each is its own link, with
 //! its own underlay addresses and emulator, and `mlab link A B --index N`
 //! picks the N-th (from 0, in file order) between A and B.

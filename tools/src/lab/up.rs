@@ -28,7 +28,7 @@ pub const PORT: u16 = 9651;
 const NODE_START: Duration = Duration::from_secs(20);
 
 /// The binaries a lab runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Binaries {
     pub myceliumd: PathBuf,
     pub dataplane: PathBuf,
@@ -92,6 +92,7 @@ fn build_steps(topo: &Topology, state: &mut State, bins: &Binaries) -> Result<()
             subnet: public.address().subnet().to_string(),
             api,
             instance: format!("mlab-{lab}-{}", n.name),
+            args: Vec::new(),
             config: state.dir.join(format!("{}.toml", n.name)),
             log: state.dir.join(format!("{}.log", n.name)),
         });
@@ -106,22 +107,38 @@ fn build_steps(topo: &Topology, state: &mut State, bins: &Binaries) -> Result<()
         let path = &state.nodes[i].config;
         std::fs::write(path, config).map_err(|e| LabError::io(path, e))?;
     }
+    state.binaries = Some(bins.clone());
+    let mut started = Vec::new();
     for (i, n) in topo.nodes.iter().enumerate() {
-        let node = state.nodes[i].clone();
-        let mut args = vec!["--config".to_owned(), node.config.display().to_string()];
-        args.extend(n.args.iter().cloned());
-        let env = [("MYCELIUM_DATAPLANE", bins.dataplane.as_path())];
-        let proc = spawn_in(&node.netns, &format!("node {}", n.name), &bins.myceliumd, &args, &env, &node.log)?;
-        state.processes.push(proc);
-        state.instances.push(node.instance.clone());
-        state.save()?;
+        state.nodes[i].args = n.args.clone();
+        state.instances.push(state.nodes[i].instance.clone());
+        started.push(start_node(state, bins, i)?);
     }
-    wait_for_nodes(state)?;
+    wait_for_nodes(state, &started)?;
     state.complete = true;
     state.save()
 }
 
+/// Starts node `i`'s daemon (again) and records the process; returns
+/// `(i, length of its log before)` for [`wait_for_nodes`].
+pub fn start_node(state: &mut State, bins: &Binaries, i: usize) -> Result<(usize, usize), LabError> {
+    let node = state.nodes[i].clone();
+    let before = std::fs::metadata(&node.log).map_or(0, |m| m.len() as usize);
+    let mut args = vec!["--config".to_owned(), node.config.display().to_string()];
+    args.extend(node.args.iter().cloned());
+    let env = [("MYCELIUM_DATAPLANE", bins.dataplane.as_path())];
+    let role = format!("node {}", node.name);
+    let proc = spawn_in(&node.netns, &role, &bins.myceliumd, &args, &env, &node.log)?;
+    state.processes.retain(|p| p.role != role || alive(p));
+    state.processes.push(proc);
+    state.save()?;
+    Ok((i, before))
+}
+
 fn add_netns(state: &mut State, netns: &str) -> Result<(), LabError> {
+    if super::signals::interrupted() {
+        return Err(LabError::Interrupted);
+    }
     if super::process::netns_exists(netns) {
         return Err(LabError::Command {
             command: format!("ip netns add {netns}"),
@@ -269,19 +286,23 @@ fn node_config(state: &State, i: usize, key_file: &Path, position: Option<(f64, 
     format!("# Written by mlab for lab {:?}, node {:?}.\n{t}", state.name, node.name)
 }
 
-/// Waits until every node has logged that it is running.
-fn wait_for_nodes(state: &State) -> Result<(), LabError> {
+/// Waits until each node `i` of `started` has logged that it is running
+/// after byte `offset` of its log.
+pub fn wait_for_nodes(state: &State, started: &[(usize, usize)]) -> Result<(), LabError> {
     let deadline = Instant::now() + NODE_START;
-    let mut waiting: Vec<usize> = (0..state.nodes.len()).collect();
+    let mut waiting = started.to_vec();
     while !waiting.is_empty() {
-        waiting.retain(|&i| {
-            let log = std::fs::read_to_string(&state.nodes[i].log).unwrap_or_default();
-            !log.contains("myceliumd running")
+        if super::signals::interrupted() {
+            return Err(LabError::Interrupted);
+        }
+        waiting.retain(|&(i, offset)| {
+            let log = std::fs::read(&state.nodes[i].log).unwrap_or_default();
+            !String::from_utf8_lossy(log.get(offset..).unwrap_or_default()).contains("myceliumd running")
         });
-        for &i in &waiting {
+        for &(i, _) in &waiting {
             let node = &state.nodes[i];
-            let gone =
-                state.processes.iter().find(|p| p.role == format!("node {}", node.name)).is_some_and(|p| !alive(p));
+            let role = format!("node {}", node.name);
+            let gone = !state.processes.iter().any(|p| p.role == role && alive(p));
             if gone || Instant::now() > deadline {
                 let why = if gone { "exited" } else { "not running within 20 s" };
                 return Err(LabError::Start(format!("node {} ({why})", node.name), log_tail(&node.log)));
