@@ -191,6 +191,28 @@ impl Discovery {
         }
     }
 
+    /// Dials the neighbours of this node's previous run at once (a daemon
+    /// restarted: they still hold links to it whose keys it lost, and a
+    /// new handshake replaces those keys on their side within a round
+    /// trip, instead of after their dead interval). Each becomes a
+    /// candidate, forgotten like any other if its dials keep failing.
+    pub fn restore(&mut self, now: Timestamp, previous: &[(SocketAddr, PublicKey)], peers: &mut PeerManager) {
+        for &(endpoint, key) in previous {
+            if key == self.local || peers.link_at(endpoint).is_some() {
+                continue;
+            }
+            self.candidates.learn(now, endpoint, key, Source::Previous);
+            match peers.connect(now, endpoint, key) {
+                Ok(link) => {
+                    if let Some(c) = self.candidates.get_mut(&endpoint) {
+                        c.link = Some(link);
+                    }
+                }
+                Err(_) => self.candidates.forget(&endpoint),
+            }
+        }
+    }
+
     /// Learns from peer exchanges, brings the next exchange forward when a
     /// link comes up, and follows links that failed or went down: a DNS static peer is resolved again (the manager redials it at
     /// the new address), a candidate that keeps failing is dropped.

@@ -413,3 +413,33 @@ fn hostile_or_garbled_messages_never_panic_and_time_always_advances() {
         let _ = link.metrics();
     }
 }
+
+/// Times of the hellos a lone link sends between `from` and `to` (ms),
+/// stepping its timers every millisecond.
+fn hello_times(link: &mut Link, from: u64, to: u64) -> Vec<u64> {
+    let mut times = Vec::new();
+    for ms in from..to {
+        let now = Timestamp::from_nanos(ms * 1_000_000);
+        if now >= link.poll_timeout() {
+            link.handle_timeout(now);
+        }
+        while let Some(m) = link.poll_transmit(now) {
+            if matches!(m, ControlMessage::Hello(_)) {
+                times.push(ms);
+            }
+        }
+    }
+    times
+}
+
+#[test]
+fn new_keys_bring_fast_hellos_for_a_while_so_a_restarted_neighbour_proves_us_quickly() {
+    let mut link = Link::new(Timestamp::from_nanos(0), LinkConfig::default());
+    assert_eq!(hello_times(&mut link, 0, 10_000).len(), 3, "idle: a hello every 4 s");
+    link.handle_new_keys(Timestamp::from_nanos(10_000 * 1_000_000));
+    let fast = hello_times(&mut link, 10_000, 12_000);
+    assert_eq!(fast.first(), Some(&10_000), "the first fast hello goes at once");
+    assert!(fast.len() >= 35, "hellos every 50 ms for 2 s: {}", fast.len());
+    let later = hello_times(&mut link, 12_500, 30_000);
+    assert!(later.len() <= 8, "back to the idle pace: {later:?}");
+}

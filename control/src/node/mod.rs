@@ -183,6 +183,13 @@ impl NodeCore {
         self.pump(now);
     }
 
+    /// Dials the neighbours of this node's previous run (from the snapshot
+    /// it published before a restart): see `Discovery::restore`.
+    pub fn restore_links(&mut self, now: Timestamp, previous: &[(SocketAddr, PublicKey)]) {
+        self.discovery.restore(now, previous, &mut self.peers);
+        self.pump(now);
+    }
+
     /// A LAN beacon heard on the link-local multicast group.
     pub fn handle_lan_beacon(&mut self, now: Timestamp, from: SocketAddr, beacon: &Beacon) {
         self.discovery.handle_beacon(now, from, beacon, true, &mut self.peers);
@@ -297,11 +304,15 @@ impl NodeCore {
             }
             while let Some(t) = self.router.poll_transmit() {
                 match t.to {
-                    Destination::Link(id) => batches.entry(id).or_default().push(t.msg),
+                    Destination::Link(id) => {
+                        if let Some(nl) = self.links.get(&id) {
+                            batches.entry(id).or_default().push(t.message_for(&nl.neighbour));
+                        }
+                    }
                     Destination::AllLinks => {
                         for (id, nl) in &self.links {
                             if nl.link.is_up() {
-                                batches.entry(*id).or_default().push(t.msg);
+                                batches.entry(*id).or_default().push(t.message_for(&nl.neighbour));
                             }
                         }
                     }
@@ -386,7 +397,11 @@ impl NodeCore {
             PeerEvent::Failed { peer, endpoint, attempts, .. } => {
                 debug!(peer = %peer.address(), %endpoint, attempts, "dial failed");
             }
-            PeerEvent::Rekeyed { .. } => {}
+            PeerEvent::Rekeyed { link, .. } => {
+                if let Some(nl) = route_link(link).and_then(|id| self.links.get_mut(&id)) {
+                    nl.link.handle_new_keys(now);
+                }
+            }
             PeerEvent::Message { link, message } => {
                 let Some(id) = route_link(link) else { return };
                 let Some(nl) = self.links.get_mut(&id) else { return };

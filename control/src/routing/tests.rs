@@ -245,3 +245,24 @@ fn a_zero_link_cost_counts_as_one_so_the_selected_route_stays_feasible() {
     assert_eq!(sel.metric, 21);
     assert_eq!(r.route_table().entries.len(), 1);
 }
+
+#[test]
+fn a_route_is_offered_to_every_neighbour_but_the_one_it_goes_through_which_hears_a_retraction() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    drain(&mut r);
+    r.handle_message(t(1), LinkId(0), &update_for(key(2), 5, 0));
+    let out = drain(&mut r);
+    let prefix = key(2).address().subnet().prefix();
+    let update = out
+        .iter()
+        .find(|tx| tx.to == Destination::AllLinks && matches!(tx.msg, ControlMessage::Update(u) if u.prefix == prefix))
+        .expect("the new route is propagated");
+    let metric_to = |n: u8| match update.message_for(&key(n)) {
+        ControlMessage::Update(u) => u.metric,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(metric_to(3), 10, "the other neighbour hears the route");
+    assert_eq!(metric_to(2), METRIC_INFINITY, "the next hop hears a retraction (poisoned reverse)");
+}

@@ -15,8 +15,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use mycelium_common::identity::SecretKey;
-use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir};
+use mycelium_common::identity::{PublicKey, SecretKey};
+use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir, Subscriber};
+use mycelium_common::snapshot::RouteChannel;
 use mycelium_common::time::Timestamp;
 use mycelium_control::api::{self, ApiConfig};
 use mycelium_control::config::NodeConfig;
@@ -66,6 +67,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let instance = config.instance_name(&address);
     let shm = ShmDir::system(&instance)?;
     let shm_dir = shm.path().to_path_buf();
+    let previous = previous_links(&shm);
     let mut publisher = Publisher::create(shm).context("opening the shared-memory directory")?;
     let punt = PuntChannel::bind(&shm_dir).context("binding the punt channel")?;
 
@@ -83,7 +85,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         ..NodeSettings::default()
     };
     let statics = config.peers.iter().map(|p| p.peer.clone()).collect();
-    let node = NodeCore::new(
+    let mut node = NodeCore::new(
         secret,
         settings,
         statics,
@@ -93,6 +95,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         now,
         wall_ns(),
     );
+    if !previous.is_empty() {
+        info!(links = previous.len(), "dialing the neighbours of the previous run");
+        node.restore_links(now, &previous);
+    }
 
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -175,6 +181,17 @@ fn dataplane_spec(
         args.extend(["--transit-limit-mbps".to_owned(), mbps.to_string()]);
     }
     Ok(DataplaneSpec { binary, args, shm_dir: shm_dir.to_path_buf() })
+}
+
+/// The neighbours in the route snapshot a previous run of this instance
+/// left in shared memory (none on a first start).
+fn previous_links(shm: &ShmDir) -> Vec<(SocketAddr, PublicKey)> {
+    let mut routes = Subscriber::<RouteChannel>::new(shm.clone());
+    if routes.poll().is_err() {
+        return Vec::new();
+    }
+    let Some(view) = routes.current() else { return Vec::new() };
+    view.links().filter_map(|l| Some((l.underlay()?, PublicKey::from_bytes(*l.peer())))).collect()
 }
 
 fn spawn_punt_reader(punt: PuntChannel, tx: Sender<Event>, stop: Arc<AtomicBool>) {
