@@ -44,6 +44,10 @@ fn a_killed_daemon_leaves_its_dataplane_forwarding_and_a_restarted_one_adopts_it
     node_a.respawn(&a, &["--peer", &to_b, "--lan-discovery=true"]);
     let restarted = killed_at.elapsed();
     assert!(node_a.log_text().contains("adopting the running dataplane"), "the new daemon adopted the dataplane");
+    assert!(
+        node_a.log_text().contains("adopted the end-to-end sessions of the previous run"),
+        "the new daemon took over the session with B, keys and nonces where they were"
+    );
     assert_eq!(node_a.dataplane_pid(), Some(dataplane), "the same dataplane process");
     let prefix = format!("{}::/64", node_b.address().split(':').take(4).collect::<Vec<_>>().join(":"));
     let took = wait_for(Duration::from_secs(15), "the new daemon routes to B", || {

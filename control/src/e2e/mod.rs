@@ -26,6 +26,7 @@
 //! [`SessionManager::key_table`]. Call [`SessionManager::handle_timeout`] at
 //! [`SessionManager::poll_timeout`].
 
+mod import;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -123,12 +123,15 @@ impl NodeCore {
         // never reuse one. Microseconds of wall time at start exceed any
         // count of earlier publications.
         let generation_base = wall_ns / 1_000;
+        let mut sessions = SessionManager::new(secret.clone(), settings.e2e);
+        // The same holds for session ids (see `e2e::import`).
+        sessions.set_session_id_base(generation_base);
         let mut node = NodeCore {
             key,
             peers: PeerManager::new(secret.clone(), settings.peering, peer_entropy, now, wall_ns),
             discovery: Discovery::new(settings.discovery, key, statics, now),
             router: Router::new(now, key, settings.router),
-            sessions: SessionManager::new(secret, settings.e2e),
+            sessions,
             links: BTreeMap::new(),
             link_config: settings.link,
             entropy,
@@ -188,6 +191,20 @@ impl NodeCore {
     pub fn restore_links(&mut self, now: Timestamp, previous: &[(SocketAddr, PublicKey)]) {
         self.discovery.restore(now, previous, &mut self.peers);
         self.pump(now);
+    }
+
+    /// Takes over the end-to-end sessions a previous run left in the key
+    /// table of the dataplane (of epoch `epoch`) this run adopted: see
+    /// `e2e::import`. Returns how many.
+    pub fn import_sessions(
+        &mut self,
+        now: Timestamp,
+        epoch: u64,
+        table: &mycelium_common::keytable::KeyTableView<'_>,
+    ) -> usize {
+        let adopted = self.sessions.import(now, epoch, table);
+        self.pump(now);
+        adopted
     }
 
     /// A LAN beacon heard on the link-local multicast group.

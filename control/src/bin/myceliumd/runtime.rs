@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use mycelium_common::identity::{PublicKey, SecretKey};
+use mycelium_common::keytable::KeyChannel;
 use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir, Subscriber};
 use mycelium_common::snapshot::RouteChannel;
 use mycelium_common::time::Timestamp;
@@ -98,6 +99,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     if !previous.is_empty() {
         info!(links = previous.len(), "dialing the neighbours of the previous run");
         node.restore_links(now, &previous);
+    }
+    if supervisor.adopted()
+        && let Some(epoch) = epoch_before
+    {
+        let mut keys = Subscriber::<KeyChannel>::new(ShmDir::at(&shm_dir));
+        if keys.poll().is_ok()
+            && let Some(view) = keys.current()
+        {
+            node.import_sessions(now, epoch, &view);
+        }
     }
 
     let (tx, rx) = mpsc::channel();
