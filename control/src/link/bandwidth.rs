@@ -75,6 +75,16 @@ impl PassiveRate {
         moved
     }
 
+    /// Data moved at `now` on counters this link cannot see (the node's
+    /// totals while several links share them): activity, but no rate. The
+    /// next [`on_counters`](Self::on_counters) starts a fresh window, so
+    /// bytes that moved meanwhile are never taken for this link's.
+    pub fn on_activity(&mut self, now: Timestamp) {
+        self.last_activity = Some(self.last_activity.map_or(now, |t| t.max(now)));
+        self.last = None;
+        self.window_start = None;
+    }
+
     /// Rate over the last complete window.
     pub fn current_bps(&self) -> Option<u64> {
         self.current_bps
@@ -318,6 +328,19 @@ mod tests {
         assert_eq!(p.last_activity(), Some(at(2000)));
         assert!(!p.on_counters(at(3000), 1_375_000, 10, W, AGE));
         assert_eq!(p.last_activity(), Some(at(2000)));
+    }
+
+    #[test]
+    fn activity_without_counters_restarts_the_window_so_shared_bytes_never_count() {
+        let mut p = PassiveRate::default();
+        p.on_counters(at(0), 0, 0, W, AGE);
+        p.on_activity(at(500));
+        assert_eq!(p.last_activity(), Some(at(500)));
+        // 100 MB moved while the counters were the node's, not this link's.
+        assert!(!p.on_counters(at(1500), 100_000_000, 0, W, AGE));
+        assert_eq!(p.max_bps(), None);
+        assert!(p.on_counters(at(2500), 100_125_000, 0, W, AGE));
+        assert_eq!(p.max_bps(), Some(1_000_000));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! loop {
 //!     // feed whatever happened:
 //!     link.handle_hello(now, &hello) / handle_ihu / handle_probe(now, &p, wire_len)
-//!         / handle_probe_report / handle_traffic(now, tx_total, rx_total);
+//!         / handle_probe_report / handle_traffic(now, tx_total, rx_total)
+//!         / handle_activity(now);   // data moved on counters shared with other links
 //!     if now >= link.poll_timeout() { link.handle_timeout(now); }
 //!     while let Some(msg) = link.poll_transmit(now) { send(msg) }   // hellos, IHUs, probes, reports
 //!     while let Some(ev) = link.poll_event() { route_engine(ev) }   // Up, Down, CostChanged, Implausible

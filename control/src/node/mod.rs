@@ -19,10 +19,13 @@
 //! Driving it: call a `handle_*`, then drain [`NodeCore::poll_output`] until
 //! `None`; call [`NodeCore::handle_timeout`] at [`NodeCore::poll_timeout`].
 
+#[cfg(test)]
+mod multilink_tests;
 mod snapshot;
 mod status;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -40,11 +43,12 @@ use crate::daemon::punt::Punted;
 use crate::discovery::beacon::Beacon;
 use crate::discovery::{Discovery, DiscoveryConfig, Resolver, StaticPeer};
 use crate::e2e::{E2eConfig, SessionManager};
-use crate::link::{Link, LinkConfig, LinkEvent};
+use crate::link::{Link, LinkClass, LinkConfig, LinkEvent};
 use crate::peer::{self, Entropy, PeerEvent, PeerManager, PeeringConfig};
 use crate::routing::{Destination, LinkId, RouteTable, Router, RouterConfig, RouterEvent};
 
 pub use status::NodeStatus;
+use traffic::DataCounters;
 
 /// What the node asks its I/O shell to do.
 #[derive(Debug)]
@@ -63,8 +67,13 @@ pub struct NodeSettings {
     pub peering: PeeringConfig,
     pub discovery: DiscoveryConfig,
     pub router: RouterConfig,
+    /// Settings of every link; a static peer's link takes its class from
+    /// `static_classes`.
     pub link: LinkConfig,
     pub e2e: E2eConfig,
+    /// The link class of each static peer, by its index in the list given
+    /// to [`NodeCore::new`]; a missing or `None` entry keeps `link.class`.
+    pub static_classes: Vec<Option<LinkClass>>,
 }
 
 /// One neighbour link that is up, and its measurement.
@@ -85,6 +94,8 @@ pub struct NodeCore {
     sessions: SessionManager,
     links: BTreeMap<LinkId, NodeLink>,
     link_config: LinkConfig,
+    static_classes: Vec<Option<LinkClass>>,
+    data: DataCounters,
     entropy: Box<dyn Entropy>,
     resolver: Box<dyn Resolver + Send>,
     routes: RouteTable,
@@ -129,6 +140,8 @@ impl NodeCore {
             sessions: SessionManager::new(secret, settings.e2e),
             links: BTreeMap::new(),
             link_config: settings.link,
+            static_classes: settings.static_classes,
+            data: DataCounters::default(),
             entropy,
             resolver,
             routes: RouteTable::default(),
@@ -156,6 +169,9 @@ impl NodeCore {
 
     /// A datagram the dataplane punted.
     pub fn handle_punt(&mut self, now: Timestamp, wall_ns: u64, punted: Punted) {
+        if let Punted::Control { packet, .. } = &punted {
+            self.data.on_control_received(packet.len());
+        }
         match punted {
             Punted::Control { from, packet } => match classify(&packet) {
                 Ok(PacketType::RoutedHandshake) => {
@@ -195,12 +211,23 @@ impl NodeCore {
         self.pump(now);
     }
 
-    /// The dataplane's cumulative underlay byte counters. Until the dataplane
-    /// counts per link, every link sees the node's totals: any traffic puts
-    /// all links in the fast-probing mode that detects failures quickly.
+    /// The dataplane's cumulative underlay byte counters (every UDP payload
+    /// byte on the node's port). The control messages the daemon sent and
+    /// received are taken out (see [`traffic`]), so only data counts. Until
+    /// the dataplane counts per link, the node's data totals are a link's
+    /// own only while it is the one link up: then they also measure its
+    /// capacity. With several links up, any data puts all of them in the
+    /// fast-hello mode that detects failures quickly, and none takes the
+    /// node's rate for its capacity.
     pub fn handle_traffic(&mut self, now: Timestamp, tx_bytes: u64, rx_bytes: u64) {
-        for nl in self.links.values_mut() {
-            nl.link.handle_traffic(now, tx_bytes, rx_bytes);
+        let ([tx, rx], moved) = self.data.on_totals(now, tx_bytes, rx_bytes);
+        let up = self.links.values().filter(|nl| nl.link.is_up()).count();
+        for nl in self.links.values_mut().filter(|nl| nl.link.is_up()) {
+            if up == 1 {
+                nl.link.handle_traffic(now, tx, rx);
+            } else if moved {
+                nl.link.handle_activity(now);
+            }
         }
         self.pump(now);
     }
@@ -277,7 +304,18 @@ impl NodeCore {
                 let mut report = None;
                 while let Some(event) = nl.link.poll_event() {
                     match event {
-                        LinkEvent::Down => report = Some((METRIC_INFINITY, METRIC_INFINITY)),
+                        LinkEvent::Down => {
+                            let m = nl.link.metrics();
+                            info!(
+                                peer = %nl.neighbour.address(),
+                                endpoint = %nl.endpoint,
+                                last_hello = ?m.last_hello.map(|t| now.saturating_since(t)),
+                                neighbour_interval = ?m.neighbour_hello_interval,
+                                last_ihu = ?m.last_ihu.map(|t| now.saturating_since(t)),
+                                "link measured down"
+                            );
+                            report = Some((METRIC_INFINITY, METRIC_INFINITY))
+                        }
                         LinkEvent::CostChanged { cost, smoothed } => report = Some((cost, smoothed)),
                         LinkEvent::Up => info!(peer = %nl.neighbour.address(), "link measured up"),
                         LinkEvent::Implausible { measured, minimum } => {
@@ -325,14 +363,19 @@ impl NodeCore {
             while let Some(t) = self.sessions.poll_transmit() {
                 busy = true;
                 match self.next_hop_endpoint(&t.destination) {
-                    Some(to) => self.outputs.push_back(Output::Datagram { to, bytes: t.packet }),
+                    Some(to) => {
+                        self.data.on_control_sent(t.packet.len());
+                        self.outputs.push_back(Output::Datagram { to, bytes: t.packet });
+                    }
                     None => debug!(peer = %t.destination.address(), "no route for an end-to-end handshake yet"),
                 }
             }
             while let Some((to, bytes)) = self.peers.poll_transmit() {
+                self.data.on_control_sent(bytes.len());
                 self.outputs.push_back(Output::Datagram { to, bytes });
             }
             while let Some((to, bytes)) = self.discovery.poll_transmit() {
+                self.data.on_control_sent(bytes.len());
                 self.outputs.push_back(Output::Datagram { to, bytes });
             }
             if !busy {
@@ -358,13 +401,14 @@ impl NodeCore {
         match event {
             PeerEvent::Up { link, peer, endpoint } => {
                 let Some(id) = route_link(link) else { return };
-                info!(peer = %peer.address(), %endpoint, "peer up");
-                let nl = NodeLink {
-                    peer_link: link,
-                    neighbour: peer,
-                    endpoint,
-                    link: Link::new(now, self.link_config.clone()),
-                };
+                let class = self
+                    .discovery
+                    .static_index(link, endpoint)
+                    .and_then(|i| self.static_classes.get(i).cloned().flatten())
+                    .unwrap_or_else(|| self.link_config.class.clone());
+                info!(peer = %peer.address(), %endpoint, %class, "peer up");
+                let config = LinkConfig { class, ..self.link_config.clone() };
+                let nl = NodeLink { peer_link: link, neighbour: peer, endpoint, link: Link::new(now, config) };
                 self.links.insert(id, nl);
                 self.routes_dirty = true;
             }

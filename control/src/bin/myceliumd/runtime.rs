@@ -48,6 +48,10 @@ pub enum Event {
 /// How often the dataplane is checked and the status refreshed.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
+/// Most queued events handled between reading the dataplane's counters and
+/// passing them on (a bound, so a flood cannot stall housekeeping).
+const PUNTS_BEFORE_COUNTERS: usize = 1024;
+
 fn wall_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
@@ -80,6 +84,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let settings = NodeSettings {
         discovery: config.discovery_config(),
         link: LinkConfig { local_position: config.position, ..LinkConfig::default() },
+        static_classes: config.peers.iter().map(|p| p.class.clone()).collect(),
         ..NodeSettings::default()
     };
     let statics = config.peers.iter().map(|p| p.peer.clone()).collect();
@@ -223,9 +228,7 @@ impl Loop<'_> {
             let until_timer = self.node.poll_timeout().saturating_since(now);
             let wait = until_timer.min(HOUSEKEEPING).min(next_housekeeping.saturating_duration_since(Instant::now()));
             match rx.recv_timeout(wait) {
-                Ok(Event::Punt(p)) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
-                Ok(Event::Command(c)) => self.command(c),
-                Ok(Event::Lan { from, beacon }) => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
+                Ok(event) => self.event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
@@ -235,9 +238,17 @@ impl Loop<'_> {
             }
             if Instant::now() >= next_housekeeping {
                 next_housekeeping = Instant::now() + HOUSEKEEPING;
-                self.housekeeping(supervisor, now);
+                self.housekeeping(supervisor, rx, now);
             }
             self.outputs(now);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Punt(p) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
+            Event::Command(c) => self.command(c),
+            Event::Lan { from, beacon } => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
         }
     }
 
@@ -258,7 +269,7 @@ impl Loop<'_> {
         }
     }
 
-    fn housekeeping(&mut self, supervisor: &mut Supervisor, now: Timestamp) {
+    fn housekeeping(&mut self, supervisor: &mut Supervisor, rx: &Receiver<Event>, now: Timestamp) {
         if let Some(SupervisorEvent::Exited { .. }) = supervisor.check() {
             self.dataplane_up.store(false, Ordering::Relaxed);
         }
@@ -274,7 +285,16 @@ impl Loop<'_> {
         }
         if let Ok(shards) = mycelium_dataplane::io::shm::read_all_counters(&self.shm_dir) {
             let total: mycelium_dataplane::engine::counters::CounterValues = shards.into_iter().map(|(_, c)| c).sum();
-            self.node.handle_traffic(now, total.underlay_tx_bytes, total.underlay_rx_bytes);
+            // The counters include control datagrams the node subtracts as
+            // it sees them: take in those already punted first, so few are
+            // counted by the dataplane and not yet by the node.
+            for _ in 0..PUNTS_BEFORE_COUNTERS {
+                match rx.try_recv() {
+                    Ok(event) => self.event(event),
+                    Err(_) => break,
+                }
+            }
+            self.node.handle_traffic(Timestamp::now(), total.underlay_tx_bytes, total.underlay_rx_bytes);
         }
         *self.shared.status.lock() = self.node.status(now);
     }

@@ -174,6 +174,16 @@ impl Link {
         self.after_input(now);
     }
 
+    /// Data moved at `now` somewhere on the node, and this link may have
+    /// carried it: keeps the link in the fast-hello mode for
+    /// `activity_timeout`, but tells nothing about its capacity. For
+    /// callers that only have the node's totals while several links are up.
+    pub fn handle_activity(&mut self, now: Timestamp) {
+        self.tick(now);
+        self.passive.on_activity(now);
+        self.after_input(now);
+    }
+
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.tick(now);
