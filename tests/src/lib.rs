@@ -3,11 +3,13 @@
 //!
 //! - [`netns`]: namespaces, veth pairs, a checked TCP transfer;
 //! - [`node`]: a real `myceliumd` (with its real dataplane) in a namespace;
-//! - [`stream`]: a checked TCP stream that measures its longest pause.
+//! - [`stream`]: a checked TCP stream that measures its longest pause;
+//! - [`emu`]: an `mlab-emu` link emulator between two nodes.
 //!
 //! The tests run the workspace's binaries from the target directory, so run
 //! them with `cargo test --workspace --all-targets` (which builds them).
 
+pub mod emu;
 pub mod netns;
 pub mod node;
 pub mod stream;
