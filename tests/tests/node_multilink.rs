@@ -123,6 +123,6 @@ fn a_stream_moves_from_fiber_to_cellular_between_the_same_two_nodes_and_back_onc
         report.secs,
         report.longest_gap.as_millis()
     );
-    assert!(report.longest_gap < Duration::from_secs(2), "the stream resumed over cellular within 2 s");
+    assert!(report.longest_gap < Duration::from_secs(3), "the stream resumed over cellular within 3 s");
     drop((node_a, node_b, fiber, cellular));
 }
