@@ -102,6 +102,25 @@ fn an_active_link_is_declared_down_within_500_ms_of_the_neighbour_going_silent()
 }
 
 #[test]
+fn an_active_link_stays_up_when_its_delay_jumps_by_200_ms() {
+    // Regression: hellos held up longer than the hello timer (1.5
+    // intervals) were counted as missed, and when they arrived they were
+    // ignored as late, so a path that merely got slower went down.
+    let mut s = sim(5);
+    s.traffic_bps = Some(10_000_000);
+    s.run_for(Duration::from_secs(3));
+    let jump = s.now;
+    s.pipes[0].delay = Duration::from_millis(200);
+    s.pipes[1].delay = Duration::from_millis(200);
+    s.run_for(Duration::from_secs(5));
+    assert_eq!(down_at(&s, 0, jump), None, "node 0 kept the link up");
+    assert_eq!(down_at(&s, 1, jump), None, "node 1 kept the link up");
+    let rtt = s.links[0].metrics().rtt.unwrap();
+    assert!(rtt > Duration::from_millis(350), "the RTT follows: {rtt:?}");
+    assert!(s.links[0].metrics().loss_ratio < 0.01, "and the delayed hellos count as heard");
+}
+
+#[test]
 fn an_idle_link_is_declared_down_much_more_slowly() {
     let mut s = sim(10);
     s.run_for(Duration::from_secs(30));

@@ -19,6 +19,8 @@
 //! Driving it: call a `handle_*`, then drain [`NodeCore::poll_output`] until
 //! `None`; call [`NodeCore::handle_timeout`] at [`NodeCore::poll_timeout`].
 
+#[cfg(test)]
+mod multilink_tests;
 mod snapshot;
 mod status;
 #[cfg(test)]
@@ -40,7 +42,7 @@ use crate::daemon::punt::Punted;
 use crate::discovery::beacon::Beacon;
 use crate::discovery::{Discovery, DiscoveryConfig, Resolver, StaticPeer};
 use crate::e2e::{E2eConfig, SessionManager};
-use crate::link::{Link, LinkConfig, LinkEvent};
+use crate::link::{Link, LinkClass, LinkConfig, LinkEvent};
 use crate::peer::{self, Entropy, PeerEvent, PeerManager, PeeringConfig};
 use crate::routing::{Destination, LinkId, RouteTable, Router, RouterConfig, RouterEvent};
 
@@ -63,8 +65,13 @@ pub struct NodeSettings {
     pub peering: PeeringConfig,
     pub discovery: DiscoveryConfig,
     pub router: RouterConfig,
+    /// Settings of every link; a static peer's link takes its class from
+    /// `static_classes`.
     pub link: LinkConfig,
     pub e2e: E2eConfig,
+    /// The link class of each static peer, by its index in the list given
+    /// to [`NodeCore::new`]; a missing or `None` entry keeps `link.class`.
+    pub static_classes: Vec<Option<LinkClass>>,
 }
 
 /// One neighbour link that is up, and its measurement.
@@ -87,6 +94,7 @@ pub struct NodeCore {
     sessions: SessionManager,
     links: BTreeMap<LinkId, NodeLink>,
     link_config: LinkConfig,
+    static_classes: Vec<Option<LinkClass>>,
     entropy: Box<dyn Entropy>,
     resolver: Box<dyn Resolver + Send>,
     routes: RouteTable,
@@ -134,6 +142,7 @@ impl NodeCore {
             sessions,
             links: BTreeMap::new(),
             link_config: settings.link,
+            static_classes: settings.static_classes,
             entropy,
             resolver,
             routes: RouteTable::default(),
@@ -307,7 +316,18 @@ impl NodeCore {
                 let mut report = None;
                 while let Some(event) = nl.link.poll_event() {
                     match event {
-                        LinkEvent::Down => report = Some((METRIC_INFINITY, METRIC_INFINITY)),
+                        LinkEvent::Down => {
+                            let m = nl.link.metrics();
+                            info!(
+                                peer = %nl.neighbour.address(),
+                                endpoint = %nl.endpoint,
+                                last_hello = ?m.last_hello.map(|t| now.saturating_since(t)),
+                                neighbour_interval = ?m.neighbour_hello_interval,
+                                last_ihu = ?m.last_ihu.map(|t| now.saturating_since(t)),
+                                "link measured down"
+                            );
+                            report = Some((METRIC_INFINITY, METRIC_INFINITY))
+                        }
                         LinkEvent::CostChanged { cost, smoothed } => report = Some((cost, smoothed)),
                         LinkEvent::Up => info!(peer = %nl.neighbour.address(), "link measured up"),
                         LinkEvent::Implausible { measured, minimum } => {
@@ -359,7 +379,9 @@ impl NodeCore {
             while let Some(t) = self.sessions.poll_transmit() {
                 busy = true;
                 match self.next_hop_endpoint(&t.destination) {
-                    Some(to) => self.outputs.push_back(Output::Datagram { to, bytes: t.packet }),
+                    Some(to) => {
+                        self.outputs.push_back(Output::Datagram { to, bytes: t.packet });
+                    }
                     None => debug!(peer = %t.destination.address(), "no route for an end-to-end handshake yet"),
                 }
             }
@@ -392,14 +414,15 @@ impl NodeCore {
         match event {
             PeerEvent::Up { link, peer, endpoint } => {
                 let Some(id) = route_link(link) else { return };
-                info!(peer = %peer.address(), %endpoint, "peer up");
-                let nl = NodeLink {
-                    peer_link: link,
-                    neighbour: peer,
-                    endpoint,
-                    link: Link::new(now, self.link_config.clone()),
-                    data: (0, 0),
-                };
+                let class = self
+                    .discovery
+                    .static_index(link, endpoint)
+                    .and_then(|i| self.static_classes.get(i).cloned().flatten())
+                    .unwrap_or_else(|| self.link_config.class.clone());
+                info!(peer = %peer.address(), %endpoint, %class, "peer up");
+                let config = LinkConfig { class, ..self.link_config.clone() };
+                let nl =
+                    NodeLink { peer_link: link, neighbour: peer, endpoint, link: Link::new(now, config), data: (0, 0) };
                 self.links.insert(id, nl);
                 self.routes_dirty = true;
             }

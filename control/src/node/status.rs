@@ -63,7 +63,9 @@ impl NodeCore {
                 cost: u32::from(nl.link.cost()),
             });
         }
-        for entry in &self.routes.entries {
+        // The router's live table: the published one changes only with the
+        // selected next hops, so its metrics would be stale.
+        for entry in &self.router.route_table().entries {
             let prefix = entry.prefix.to_string();
             routes.push(self.route_info(&prefix, &entry.selected, RouteState::Selected, now));
             for fallback in &entry.fallbacks {

@@ -114,6 +114,29 @@ fn an_unfeasible_update_is_not_selected_until_the_seqno_moves_on() {
 }
 
 #[test]
+fn an_unfeasible_metric_increase_on_the_selected_route_keeps_it_while_a_newer_seqno_is_requested() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    // We advertised 30 for seqno 5; the neighbour's metric grows to 40.
+    r.handle_message(t(2), LinkId(0), &update_for(key(9), 5, 40));
+    assert_eq!(r.selected_next_hop(&prefix), Some((LinkId(0), key(2))), "no starvation meanwhile");
+    assert_eq!(r.selected_route(&prefix).map(|s| s.metric), Some(30), "on the last feasible values");
+    let sent = drain(&mut r);
+    let asked = sent.iter().any(|t| {
+        t.to == Destination::Link(LinkId(0))
+            && matches!(t.msg, ControlMessage::SeqnoRequest(SeqnoRequest { seqno: 6, .. }))
+    });
+    assert!(asked, "a seqno request goes to the neighbour: {sent:?}");
+    assert!(!sent.iter().any(|t| matches!(&t.msg, ControlMessage::Update(u) if u.metric == METRIC_INFINITY)));
+    // The newer seqno brings the real metric.
+    r.handle_message(t(3), LinkId(0), &update_for(key(9), 6, 40));
+    assert_eq!(r.selected_route(&prefix).map(|s| s.metric), Some(50));
+}
+
+#[test]
 fn a_seqno_request_for_the_local_route_raises_the_seqno() {
     let mut r = Router::new(t(0), key(1), RouterConfig::default());
     r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);

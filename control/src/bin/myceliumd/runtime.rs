@@ -83,6 +83,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let settings = NodeSettings {
         discovery: config.discovery_config(),
         link: LinkConfig { local_position: config.position, ..LinkConfig::default() },
+        static_classes: config.peers.iter().map(|p| p.class.clone()).collect(),
         ..NodeSettings::default()
     };
     let statics = config.peers.iter().map(|p| p.peer.clone()).collect();
@@ -254,9 +255,7 @@ impl Loop<'_> {
             let until_timer = self.node.poll_timeout().saturating_since(now);
             let wait = until_timer.min(HOUSEKEEPING).min(next_housekeeping.saturating_duration_since(Instant::now()));
             match rx.recv_timeout(wait) {
-                Ok(Event::Punt(p)) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
-                Ok(Event::Command(c)) => self.command(c),
-                Ok(Event::Lan { from, beacon }) => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
+                Ok(event) => self.event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
@@ -269,6 +268,14 @@ impl Loop<'_> {
                 self.housekeeping(supervisor, now);
             }
             self.outputs(now);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Punt(p) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
+            Event::Command(c) => self.command(c),
+            Event::Lan { from, beacon } => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
         }
     }
 
