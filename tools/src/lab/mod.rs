@@ -23,7 +23,8 @@
 //!   tearing it down from its [`state`] file (also after a crash);
 //! - [`process`]: commands, detached processes, pid checks;
 //! - [`query`]: routes, next hops, pings and streams in a running lab;
-//! - [`status`]: `mlab status`; [`demo`]: `mlab demo`;
+//! - [`status`]: `mlab status`; [`demo`]: `mlab demo`; [`scenario`]:
+//!   `mlab run`, the scripted scenarios and their reports;
 //! - [`netns`], [`stream`]: namespaces and the checked TCP stream, shared
 //!   with the end-to-end tests.
 
@@ -32,6 +33,7 @@ pub mod down;
 pub mod netns;
 pub mod process;
 pub mod query;
+pub mod scenario;
 pub mod state;
 pub mod status;
 pub mod stream;

@@ -1,0 +1,315 @@
+//! Scenario `churn` (`tools/lab/scenarios/churn.toml`): 10 nodes, a ring
+//! with five chords. For [`ScenarioOptions::churn`] (2 minutes in
+//! `mlab run`), a seeded generator takes a random link down or brings one
+//! back (at most [`MAX_DOWN`] down at once); after each change settles
+//! ([`SETTLE`]), every node pings every other, retrying until it answers
+//! or [`CHECK_WITHIN`] has passed. Whenever the underlay graph is
+//! connected, every pair must answer. A background ping from the first
+//! node to the middle one runs throughout.
+//!
+//! Figures: changes made, checks run (and skipped while the graph was
+//! split), the slowest check, route changes (the nodes'
+//! `mycelium_route_changes_total`, summed), and packet loss (the checks'
+//! pings and the background ping's).
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use mycelium_control::rng::Rng;
+
+use super::{Report, Run, ScenarioOptions, ms, round2};
+use crate::emu::Update;
+use crate::lab::query::parse_ping;
+use crate::lab::{Lab, LabError};
+
+/// The most links down at once.
+pub const MAX_DOWN: usize = 3;
+
+/// From a change to its check.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// How long a check waits for every pair to answer (an idle link is
+/// declared dead after 14 s without hellos).
+pub const CHECK_WITHIN: Duration = Duration::from_secs(25);
+
+/// The background ping's interval, seconds.
+const BACKGROUND_INTERVAL: f64 = 0.1;
+
+/// Whether the nodes stay connected over the links that are up.
+pub fn connected(nodes: usize, links: &[(usize, usize)], up: &[bool]) -> bool {
+    let mut seen = vec![false; nodes];
+    let mut stack = vec![0];
+    while let Some(n) = stack.pop() {
+        if nodes == 0 || seen[n] {
+            continue;
+        }
+        seen[n] = true;
+        for (i, &(a, b)) in links.iter().enumerate() {
+            if up.get(i).copied().unwrap_or(false) {
+                if a == n && !seen[b] {
+                    stack.push(b);
+                }
+                if b == n && !seen[a] {
+                    stack.push(a);
+                }
+            }
+        }
+    }
+    seen.iter().all(|&s| s)
+}
+
+/// The next change: `(link, up)`. Brings a link back when [`MAX_DOWN`] are
+/// down, else flips a random one.
+pub fn next_change(rng: &mut Rng, up: &[bool]) -> (usize, bool) {
+    let down: Vec<usize> = (0..up.len()).filter(|&i| !up[i]).collect();
+    if down.len() >= MAX_DOWN {
+        let i = down[rng.below(down.len())];
+        return (i, true);
+    }
+    let i = rng.below(up.len().max(1));
+    (i, !up[i])
+}
+
+/// What one all-pairs check saw.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Check {
+    sent: u32,
+    received: u32,
+    unreachable: Vec<String>,
+    slowest: Duration,
+}
+
+/// Every node pings every other (in parallel) until it answers or
+/// [`CHECK_WITHIN`] has passed.
+fn all_pairs(lab: &Lab) -> Check {
+    let names: Vec<String> = lab.state().nodes.iter().map(|n| n.name.clone()).collect();
+    let pairs: Vec<(&str, &str)> = names
+        .iter()
+        .flat_map(|a| names.iter().filter(move |b| *b != a).map(move |b| (a.as_str(), b.as_str())))
+        .collect();
+    let start = Instant::now();
+    let results: Vec<(u32, u32, Option<Duration>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pairs
+            .iter()
+            .map(|&(a, b)| {
+                scope.spawn(move || {
+                    let (mut sent, mut received) = (0, 0);
+                    while start.elapsed() < CHECK_WITHIN {
+                        let p = lab.ping(a, b, 2).unwrap_or(crate::lab::PingReport {
+                            sent: 2,
+                            received: 0,
+                            avg_rtt_ms: None,
+                        });
+                        sent += p.sent;
+                        received += p.received;
+                        if p.received > 0 {
+                            return (sent, received, Some(start.elapsed()), format!("{a}->{b}"));
+                        }
+                    }
+                    (sent, received, None, format!("{a}->{b}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or((0, 0, None, "a ping thread panicked".into()))).collect()
+    });
+    let mut check = Check::default();
+    for (sent, received, took, pair) in results {
+        check.sent += sent;
+        check.received += received;
+        match took {
+            Some(t) => check.slowest = check.slowest.max(t),
+            None => check.unreachable.push(pair),
+        }
+    }
+    check
+}
+
+/// The sum of every node's `mycelium_route_changes_total`.
+fn route_changes(lab: &Lab) -> Result<u64, LabError> {
+    let mut total = 0;
+    for (i, n) in lab.state().nodes.iter().enumerate() {
+        let url = format!("http://127.0.0.1:{}/metrics", 9990 + i);
+        let text = lab
+            .netns(&n.name)?
+            .spawn_checked(move || ureq::get(&url).call().and_then(|mut r| r.body_mut().read_to_string()))
+            .join()
+            .map_err(|_| LabError::Api(n.name.clone(), "the metrics thread panicked".into()))?
+            .map_err(|e| LabError::Api(n.name.clone(), format!("cannot enter its namespace: {e}")))?
+            .map_err(|e| LabError::Api(n.name.clone(), format!("metrics: {e}")))?;
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("mycelium_route_changes_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+    }
+    Ok(total)
+}
+
+/// The "N packets transmitted" of ping's summary (0 without one).
+fn transmitted(text: &str) -> u32 {
+    text.lines()
+        .find(|l| l.contains("packets transmitted"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A child process killed (and reaped) on drop.
+struct Background(Option<Child>);
+
+impl Background {
+    fn output(mut self) -> Option<String> {
+        let child = self.0.take()?;
+        let out = child.wait_with_output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn run(s: &mut Run<'_>, r: &mut Report, opts: &ScenarioOptions) -> Result<(), LabError> {
+    let lab_links: Vec<(usize, usize)> = {
+        let st = s.lab().state();
+        let index = |name: &str| st.nodes.iter().position(|n| n.name == name).unwrap_or(0);
+        st.links.iter().map(|l| (index(&l.a), index(&l.b))).collect()
+    };
+    let nodes = s.lab().state().nodes.len();
+    let (first, middle) = (s.lab().state().nodes[0].name.clone(), s.lab().state().nodes[nodes / 2].name.clone());
+
+    s.say("waiting until every pair answers");
+    let initial = all_pairs(s.lab());
+    r.figure("initial_check_ms", ms(initial.slowest));
+    if !r.check(
+        "every pair answers before the churn starts",
+        initial.unreachable.is_empty(),
+        format!("{} pairs unreachable: {}", initial.unreachable.len(), initial.unreachable.join(" ")),
+    ) {
+        return Ok(());
+    }
+
+    let secs = opts.churn.as_secs_f64();
+    let count = (secs / BACKGROUND_INTERVAL) as u64;
+    let deadline = (secs + CHECK_WITHIN.as_secs_f64() + 10.0).ceil() as u64;
+    s.say(&format!("churn for {secs:.0} s (seed {}), background ping {first} -> {middle}", opts.seed));
+    let background = Background(Some(
+        s.lab()
+            .command(&first, "ping")?
+            .args(["-6", "-n", "-q", "-i", &BACKGROUND_INTERVAL.to_string(), "-W", "1"])
+            .args(["-c", &count.to_string(), "-w", &deadline.to_string()])
+            .arg(&s.lab().node(&middle)?.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LabError::Command { command: "ping".into(), message: e.to_string() })?,
+    ));
+    let changes_before = route_changes(s.lab())?;
+    let mut rng = Rng::new(opts.seed);
+    let mut up = vec![true; lab_links.len()];
+    let (mut changes, mut checks, mut skipped, mut sent, mut received) = (0u32, 0u32, 0u32, 0u32, 0u32);
+    let (mut slowest, mut failures) = (Duration::ZERO, Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < opts.churn {
+        let (i, now_up) = next_change(&mut rng, &up);
+        up[i] = now_up;
+        let l = s.lab().state().links[i].clone();
+        s.lab().set_link(&l.a, &l.b, l.index, &Update { up: Some(now_up), ..Update::default() })?;
+        changes += 1;
+        let down: Vec<String> = (0..up.len()).filter(|&j| !up[j]).map(|j| format!("l{j}")).collect();
+        std::thread::sleep(SETTLE);
+        if !connected(nodes, &lab_links, &up) {
+            skipped += 1;
+            s.say(&format!("l{i} {}; down: {}; split, no check", if now_up { "up" } else { "down" }, down.join(" ")));
+            continue;
+        }
+        let c = all_pairs(s.lab());
+        checks += 1;
+        sent += c.sent;
+        received += c.received;
+        slowest = slowest.max(c.slowest);
+        s.say(&format!(
+            "l{i} {}; down: {}; all pairs answered within {} ms{}",
+            if now_up { "up" } else { "down" },
+            if down.is_empty() { "none".into() } else { down.join(" ") },
+            c.slowest.as_millis(),
+            if c.unreachable.is_empty() { String::new() } else { format!(", NOT {}", c.unreachable.join(" ")) }
+        ));
+        if !c.unreachable.is_empty() {
+            failures.push(format!("after change {changes} (down: {}): {}", down.join(" "), c.unreachable.join(" ")));
+        }
+    }
+    let route_changes = route_changes(s.lab())?.saturating_sub(changes_before);
+    // The background ping sent its count by now (it is bounded by -w too).
+    let bg = background.output().map(|t| (transmitted(&t), parse_ping(&t, 0).received));
+    r.figure("churn_secs", round2(start.elapsed().as_secs_f64()));
+    r.figure("link_changes", changes);
+    r.figure("checks", checks);
+    r.figure("checks_skipped_split", skipped);
+    r.figure("slowest_check_ms", ms(slowest));
+    r.figure("route_changes", route_changes);
+    r.figure("check_pings_sent", sent);
+    r.figure("check_ping_loss", round2(1.0 - f64::from(received) / f64::from(sent.max(1))));
+    if let Some((bg_sent, bg_received)) = bg {
+        r.figure("background_ping_sent", bg_sent);
+        r.figure("background_ping_loss", round2(1.0 - f64::from(bg_received) / f64::from(bg_sent.max(1))));
+    }
+    r.check(
+        "the churn made changes and checked after them",
+        changes > 0 && checks > 0,
+        format!("{changes} changes, {checks} checks"),
+    );
+    r.check(
+        "whenever the underlay is connected, every pair reaches every other",
+        failures.is_empty(),
+        if failures.is_empty() { format!("{checks} checks of 90 pairs, all answered") } else { failures.join("; ") },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RING: [(usize, usize); 4] = [(0, 1), (1, 2), (2, 3), (3, 0)];
+
+    #[test]
+    fn a_ring_stays_connected_with_one_link_down_but_not_two_apart() {
+        assert!(connected(4, &RING, &[true; 4]));
+        assert!(connected(4, &RING, &[false, true, true, true]));
+        assert!(!connected(4, &RING, &[false, true, false, true]));
+        assert!(!connected(5, &RING, &[true; 4]), "a node without links is cut off");
+    }
+
+    #[test]
+    fn changes_are_seeded_and_never_take_more_than_max_down_links_down() {
+        let run = |seed| {
+            let mut rng = Rng::new(seed);
+            let mut up = vec![true; 15];
+            let mut seen = Vec::new();
+            for _ in 0..200 {
+                let (i, now_up) = next_change(&mut rng, &up);
+                assert_ne!(up[i], now_up, "a change changes something");
+                up[i] = now_up;
+                assert!(up.iter().filter(|u| !**u).count() <= MAX_DOWN);
+                seen.push((i, now_up));
+            }
+            seen
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn the_ping_summary_gives_the_packets_sent() {
+        let text = "--- x ping statistics ---\n1200 packets transmitted, 1187 received, 1.08% packet loss\n";
+        assert_eq!(transmitted(text), 1200);
+        assert_eq!(transmitted("garbage"), 0);
+    }
+}
