@@ -79,47 +79,52 @@ struct Check {
     slowest: Duration,
 }
 
-/// Every node pings every other (in parallel) until it answers or
-/// [`CHECK_WITHIN`] has passed.
+/// Every node pings every other until it answers or [`CHECK_WITHIN`] has
+/// passed: one thread per source node, one ping at a time (so the check
+/// itself does not load the machine enough to disturb the hellos).
 fn all_pairs(lab: &Lab) -> Check {
     let names: Vec<String> = lab.state().nodes.iter().map(|n| n.name.clone()).collect();
-    let pairs: Vec<(&str, &str)> = names
-        .iter()
-        .flat_map(|a| names.iter().filter(move |b| *b != a).map(move |b| (a.as_str(), b.as_str())))
-        .collect();
     let start = Instant::now();
-    let results: Vec<(u32, u32, Option<Duration>, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pairs
+    let results: Vec<Check> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
             .iter()
-            .map(|&(a, b)| {
+            .map(|from| {
+                let names = &names;
                 scope.spawn(move || {
-                    let (mut sent, mut received) = (0, 0);
-                    while start.elapsed() < CHECK_WITHIN {
-                        let p = lab.ping(a, b, 2).unwrap_or(crate::lab::PingReport {
-                            sent: 2,
-                            received: 0,
-                            avg_rtt_ms: None,
+                    let mut c = Check::default();
+                    let mut pending: Vec<&String> = names.iter().filter(|n| *n != from).collect();
+                    while !pending.is_empty() && start.elapsed() < CHECK_WITHIN {
+                        pending.retain(|to| {
+                            let received = lab.ping(from, to, 1).map_or(0, |p| p.received);
+                            c.sent += 1;
+                            c.received += received;
+                            if received > 0 {
+                                c.slowest = c.slowest.max(start.elapsed());
+                            }
+                            received == 0
                         });
-                        sent += p.sent;
-                        received += p.received;
-                        if p.received > 0 {
-                            return (sent, received, Some(start.elapsed()), format!("{a}->{b}"));
-                        }
                     }
-                    (sent, received, None, format!("{a}->{b}"))
+                    c.unreachable = pending.iter().map(|to| format!("{from}->{to}")).collect();
+                    c
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or((0, 0, None, "a ping thread panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Check {
+                    unreachable: vec!["a ping thread panicked".into()],
+                    ..Check::default()
+                })
+            })
+            .collect()
     });
     let mut check = Check::default();
-    for (sent, received, took, pair) in results {
-        check.sent += sent;
-        check.received += received;
-        match took {
-            Some(t) => check.slowest = check.slowest.max(t),
-            None => check.unreachable.push(pair),
-        }
+    for c in results {
+        check.sent += c.sent;
+        check.received += c.received;
+        check.slowest = check.slowest.max(c.slowest);
+        check.unreachable.extend(c.unreachable);
     }
     check
 }
