@@ -97,6 +97,12 @@ pub fn run(name: &str, opts: &ScenarioOptions, out: &mut dyn Write) -> Result<Re
             if let Err(e) = outcome {
                 report.error = Some(e.to_string());
             }
+            if report.error.is_some() || report.checks.iter().any(|c| !c.passed) {
+                match keep_logs(&s.lab, name) {
+                    Ok(dir) => report.figure("logs", dir.display().to_string()),
+                    Err(e) => s.say(&format!("cannot keep the logs: {e}")),
+                }
+            }
             s.say("tearing down");
             if let Err(e) = s.lab.down() {
                 report.check("teardown leaves nothing behind", false, e.to_string());
@@ -106,6 +112,22 @@ pub fn run(name: &str, opts: &ScenarioOptions, out: &mut dyn Write) -> Result<Re
     report.finish(start.elapsed().as_secs_f64());
     let _ = report.print(out);
     Ok(report)
+}
+
+/// Copies the lab's node and emulator logs to
+/// `<temp dir>/mlab-scenario-<name>-<lab>/` (replacing an older copy), so a
+/// failed scenario can be looked into after the teardown.
+fn keep_logs(lab: &Lab, name: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("mlab-scenario-{name}-{}", lab.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&lab.state().dir)?.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            std::fs::copy(&path, dir.join(entry.file_name()))?;
+        }
+    }
+    Ok(dir)
 }
 
 /// A scenario's lab and progress output.

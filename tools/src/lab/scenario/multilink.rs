@@ -4,8 +4,8 @@
 //! 1. the traffic uses the fiber (next hop, and the emulators' packet
 //!    counters over two seconds);
 //! 2. the fiber goes down: the stream continues over cellular; the longest
-//!    pause the receiver saw is the interruption (goal: at most
-//!    [`GOAL`]);
+//!    pause the receiver saw is the interruption (a goal, reported but
+//!    not required: at most [`GOAL`]);
 //! 3. the fiber comes back: the traffic moves back once the link has proved
 //!    stable (reported from the restore to the move).
 
@@ -92,7 +92,7 @@ pub fn run(s: &mut Run<'_>, r: &mut Report) -> Result<(), LabError> {
                 format!("{} bytes in {:.1} s", f.bytes, f.secs),
             );
             r.figure("interruption_ms", ms(f.longest_gap));
-            r.check(
+            r.goal(
                 "the interruption is at most 500 ms",
                 f.longest_gap <= GOAL,
                 format!("longest pause {} ms", f.longest_gap.as_millis()),

@@ -31,6 +31,9 @@ pub struct Report {
     pub secs: f64,
     pub figures: BTreeMap<String, Value>,
     pub checks: Vec<Check>,
+    /// Targets reported but not required (e.g. an interruption under
+    /// 500 ms): met or missed, they do not decide `passed`.
+    pub goals: Vec<Check>,
     /// What stopped the scenario early, if anything did.
     pub error: Option<String>,
 }
@@ -44,6 +47,7 @@ impl Report {
             secs: 0.0,
             figures: BTreeMap::new(),
             checks: Vec::new(),
+            goals: Vec::new(),
             error: None,
         }
     }
@@ -57,6 +61,12 @@ impl Report {
     pub fn check(&mut self, what: &str, passed: bool, detail: impl Into<String>) -> bool {
         self.checks.push(Check { what: what.to_owned(), passed, detail: detail.into() });
         passed
+    }
+
+    /// Records a goal (reported, not required); returns whether it was met.
+    pub fn goal(&mut self, what: &str, met: bool, detail: impl Into<String>) -> bool {
+        self.goals.push(Check { what: what.to_owned(), passed: met, detail: detail.into() });
+        met
     }
 
     /// Settles `passed`: no error, at least one check, every check passed.
@@ -79,6 +89,9 @@ impl Report {
         writeln!(out, "\n== scenario {}: {verdict} ({:.1} s, seed {})", self.scenario, self.secs, self.seed)?;
         for c in &self.checks {
             writeln!(out, "   [{}] {}: {}", if c.passed { "ok" } else { "!!" }, c.what, c.detail)?;
+        }
+        for g in &self.goals {
+            writeln!(out, "   [goal {}] {}: {}", if g.passed { "met" } else { "missed" }, g.what, g.detail)?;
         }
         if let Some(e) = &self.error {
             writeln!(out, "   [!!] stopped: {e}")?;
@@ -161,6 +174,7 @@ mod tests {
     fn the_human_form_lists_checks_and_figures_with_paths_as_arrows() {
         let mut r = Report::new("latency", 7);
         r.check("fiber selected", true, "via b");
+        r.goal("under 500 ms", false, "519 ms");
         r.figure("path", vec!["a", "b(fiber)", "d(fiber)"]);
         r.figure("moved_ms", 812);
         r.finish(12.5);
@@ -169,6 +183,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("scenario latency: PASS (12.5 s, seed 7)"), "{text}");
         assert!(text.contains("[ok] fiber selected: via b"), "{text}");
+        assert!(text.contains("[goal missed] under 500 ms: 519 ms"), "{text}");
+        assert!(r.passed, "a missed goal does not fail the scenario");
         assert!(text.contains("a -> b(fiber) -> d(fiber)"), "{text}");
         assert!(text.contains("moved_ms") && text.contains("812"), "{text}");
     }
