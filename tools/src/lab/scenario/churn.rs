@@ -247,7 +247,36 @@ pub fn run(s: &mut Run<'_>, r: &mut Report, opts: &ScenarioOptions) -> Result<()
             if c.unreachable.is_empty() { String::new() } else { format!(", NOT {}", c.unreachable.join(" ")) }
         ));
         if !c.unreachable.is_empty() {
-            failures.push(format!("after change {changes} (down: {}): {}", down.join(" "), c.unreachable.join(" ")));
+            // Where the routes point for each pair that did not answer.
+            let paths: Vec<String> = c
+                .unreachable
+                .iter()
+                .filter_map(|pair| pair.split_once("->"))
+                .map(|(a, b)| s.path(a, b).map_or_else(|e| e.to_string(), |p| p.join(" -> ")))
+                .collect();
+            // And what the emulators of their first hops passed.
+            let mut first_hops: Vec<usize> = c
+                .unreachable
+                .iter()
+                .filter_map(|pair| pair.split_once("->"))
+                .filter_map(|(a, b)| s.lab().next_hop(a, b).ok().flatten().map(|h| h.link))
+                .collect();
+            first_hops.sort_unstable();
+            first_hops.dedup();
+            let emulators: Vec<String> = first_hops
+                .iter()
+                .map(|&l| match s.lab().link_stats(&s.lab().state().links[l]) {
+                    Ok(v) => format!("l{l} a->b {} b->a {}", v["a_to_b"]["stats"], v["b_to_a"]["stats"]),
+                    Err(e) => format!("l{l}: {e}"),
+                })
+                .collect();
+            failures.push(format!(
+                "after change {changes} (down: {}): {} unreachable; routes: {}; emulators: {}",
+                down.join(" "),
+                c.unreachable.join(" "),
+                paths.join("; "),
+                emulators.join("; ")
+            ));
         }
     }
     let route_changes = route_changes(s.lab())?.saturating_sub(changes_before);
