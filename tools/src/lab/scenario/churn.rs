@@ -12,9 +12,11 @@
 //! `mycelium_route_changes_total`, summed), and packet loss (the checks'
 //! pings and the background ping's).
 
+use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use mycelium_control::api::types::Counters;
 use mycelium_control::rng::Rng;
 
 use super::{Report, Run, ScenarioOptions, ms, round2};
@@ -159,6 +161,30 @@ fn transmitted(text: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// `node`'s dataplane drops by reason, summed over its shards.
+fn drops(lab: &Lab, node: &str) -> BTreeMap<String, u64> {
+    let counters: Result<Counters, _> = super::api_get(lab, node, "/api/v1/counters", &[]);
+    let mut total = BTreeMap::new();
+    for shard in counters.map(|c| c.shards).unwrap_or_default() {
+        for (reason, n) in shard.drops {
+            *total.entry(reason).or_insert(0) += n;
+        }
+    }
+    total
+}
+
+/// The reasons whose counts grew from `before` to `after`, with the growth.
+fn grown(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = after
+        .iter()
+        .filter_map(|(k, &n)| {
+            let d = n.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k} +{d}"))
+        })
+        .collect();
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+}
+
 /// A child process killed (and reaped) on drop.
 struct Background(Option<Child>);
 
@@ -234,6 +260,8 @@ pub fn run(s: &mut Run<'_>, r: &mut Report, opts: &ScenarioOptions) -> Result<()
             s.say(&format!("l{i} {}; down: {}; split, no check", if now_up { "up" } else { "down" }, down.join(" ")));
             continue;
         }
+        let names: Vec<String> = s.lab().state().nodes.iter().map(|n| n.name.clone()).collect();
+        let before: Vec<BTreeMap<String, u64>> = names.iter().map(|n| drops(s.lab(), n)).collect();
         let c = all_pairs(s.lab());
         checks += 1;
         sent += c.sent;
@@ -270,12 +298,23 @@ pub fn run(s: &mut Run<'_>, r: &mut Report, opts: &ScenarioOptions) -> Result<()
                     Err(e) => format!("l{l}: {e}"),
                 })
                 .collect();
+            // And what the dataplanes of the nodes involved dropped meanwhile.
+            let mut involved: Vec<&str> =
+                c.unreachable.iter().filter_map(|p| p.split_once("->")).flat_map(|(a, b)| [a, b]).collect();
+            involved.sort_unstable();
+            involved.dedup();
+            let dropped: Vec<String> = involved
+                .iter()
+                .filter_map(|n| names.iter().position(|m| m == n).map(|i| (n, i)))
+                .map(|(n, i)| format!("{n}: {}", grown(&before[i], &drops(s.lab(), n))))
+                .collect();
             failures.push(format!(
-                "after change {changes} (down: {}): {} unreachable; routes: {}; emulators: {}",
+                "after change {changes} (down: {}): {} unreachable; routes: {}; emulators: {}; dataplane drops: {}",
                 down.join(" "),
                 c.unreachable.join(" "),
                 paths.join("; "),
-                emulators.join("; ")
+                emulators.join("; "),
+                dropped.join("; ")
             ));
         }
     }
@@ -338,6 +377,15 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn grown_drop_counts_name_only_the_reasons_that_grew() {
+        let before: BTreeMap<String, u64> = [("auth_failed".to_owned(), 3), ("no_route".to_owned(), 1)].into();
+        let after: BTreeMap<String, u64> =
+            [("auth_failed".to_owned(), 5), ("no_route".to_owned(), 1), ("no_session".to_owned(), 2)].into();
+        assert_eq!(grown(&before, &after), "auth_failed +2, no_session +2");
+        assert_eq!(grown(&after, &after), "none");
     }
 
     #[test]
