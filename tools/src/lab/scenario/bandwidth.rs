@@ -38,7 +38,7 @@ pub fn run(s: &mut Run<'_>, r: &mut Report) -> Result<(), LabError> {
     for (link, info) in s.links_to("a", "b")? {
         let index = link.map(|l| s.lab().state().links[l].index);
         links.push(json!({
-            "link": index.map(|i| format!("a-b#{i}")),
+            "link": index.map_or("a-b (no route uses it)".to_owned(), |i| format!("a-b#{i}")),
             "capacity_mbit": info.bandwidth_bps.map(|b| round2(b as f64 / 1e6)),
             "rtt_ms": info.rtt_ms.map(round2),
             "cost": info.cost,
