@@ -159,6 +159,41 @@ fn rekeying_keeps_the_previous_receive_key_for_a_grace_period() {
     assert_eq!(p.b.key_table(3, after_grace).receive.len(), 1, "the old key is gone after the grace period");
 }
 
+/// Both sides start a handshake at once; `a_completes_first`: A gets the
+/// response to its init before B's init reaches it. Returns the pair
+/// after the grace period (when only the current sessions' keys are left).
+fn crossed(a_completes_first: bool) -> Pair {
+    let mut p = pair();
+    p.a.handle_no_session(t(0), 2, p.key_b, &mut p.rng);
+    p.b.handle_no_session(t(0), 2, p.key_a, &mut p.rng);
+    let (init_a, init_b) = (p.a.poll_transmit().unwrap(), p.b.poll_transmit().unwrap());
+    p.b.handle_routed_handshake(t(1), &init_a.packet, &mut p.rng).unwrap();
+    let response_b = p.b.poll_transmit().unwrap();
+    if a_completes_first {
+        p.a.handle_routed_handshake(t(2), &response_b.packet, &mut p.rng).unwrap();
+        p.a.handle_routed_handshake(t(3), &init_b.packet, &mut p.rng).unwrap();
+    } else {
+        p.a.handle_routed_handshake(t(2), &init_b.packet, &mut p.rng).unwrap();
+        p.a.handle_routed_handshake(t(3), &response_b.packet, &mut p.rng).unwrap();
+    }
+    let response_a = p.a.poll_transmit().unwrap();
+    p.b.handle_routed_handshake(t(4), &response_a.packet, &mut p.rng).unwrap();
+    assert!(p.a.poll_transmit().is_none() && p.b.poll_transmit().is_none());
+    let after_grace = t(4) + Duration::from_secs(31);
+    p.a.handle_timeout(after_grace, 3, &mut p.rng);
+    p.b.handle_timeout(after_grace, 3, &mut p.rng);
+    p
+}
+
+#[test]
+fn crossed_handshakes_leave_both_sides_sending_with_one_session_after_the_grace_period() {
+    for a_completes_first in [false, true] {
+        let p = crossed(a_completes_first);
+        assert!(keys_match(&p.a, &p.b, &p.key_b), "A seals what B opens (A completed first: {a_completes_first})");
+        assert!(keys_match(&p.b, &p.a, &p.key_a), "B seals what A opens (A completed first: {a_completes_first})");
+    }
+}
+
 #[test]
 fn a_dataplane_restart_re_establishes_every_session() {
     let mut p = pair();

@@ -10,6 +10,8 @@
 //! sudo mlab link a b --down
 //! sudo mlab down
 //! sudo mlab demo
+//! sudo mlab run latency --json report.json
+//! sudo mlab run all --seed 7
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use mycelium_tools::emu::settings::{
     GilbertJson, parse_duration, parse_gilbert, parse_probability, parse_rate, parse_size,
 };
 use mycelium_tools::lab::demo::DemoOptions;
+use mycelium_tools::lab::scenario::{self, ScenarioOptions, Suite};
 use mycelium_tools::lab::signals;
 use mycelium_tools::lab::state::{self, State};
 use mycelium_tools::lab::{Lab, LabStatus, Options, Topology};
@@ -90,6 +93,26 @@ enum Command {
         /// stream runs from its first node to its last.
         #[arg(long, value_name = "FILE")]
         topology: Option<PathBuf>,
+    },
+    /// Run a scripted scenario on a lab of its own and report what the mesh
+    /// did: latency, loss, bandwidth, multilink, geography, churn, or all.
+    Run {
+        scenario: String,
+        /// Also write the reports (figures, checks, pass/fail) as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Seeds the random choices (churn's link changes).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How long churn changes links, in seconds.
+        #[arg(long, default_value_t = 120)]
+        churn_secs: u64,
+        /// The lab's name while a scenario runs.
+        #[arg(long, default_value = "scen")]
+        name: String,
+        /// Where myceliumd, mycelium-dataplane and mlab-emu are [default: next to mlab].
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
     },
 }
 
@@ -197,6 +220,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = mycelium_tools::lab::demo::run(&opts, &mut std::io::stdout().lock())?;
             if summary.reroute_ms.is_none() {
                 bail!("the route did not move off the cut link");
+            }
+        }
+        Command::Run { scenario, json, seed, churn_secs, name, bin_dir } => {
+            let names: Vec<&str> = if scenario == "all" { scenario::NAMES.to_vec() } else { vec![scenario.as_str()] };
+            let mut opts = ScenarioOptions::new(Options { name, run_dir, bin_dir }, seed);
+            opts.churn = std::time::Duration::from_secs(churn_secs);
+            let mut reports = Vec::new();
+            for n in names {
+                reports.push(scenario::run(n, &opts, &mut std::io::stdout().lock())?);
+            }
+            let suite = Suite::new(reports);
+            if suite.reports.len() > 1 {
+                println!();
+                for r in &suite.reports {
+                    println!("{:<10} {}  {:6.1} s", r.scenario, if r.passed { "PASS" } else { "FAIL" }, r.secs);
+                }
+            }
+            if let Some(path) = json {
+                suite.write(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("report: {}", path.display());
+            }
+            if !suite.passed {
+                return Ok(ExitCode::FAILURE);
             }
         }
     }

@@ -24,7 +24,8 @@
 //! - [`process`]: commands, detached processes, pid checks; [`signals`]:
 //!   SIGINT/SIGTERM for the long-running commands;
 //! - [`query`]: routes, next hops, pings and streams in a running lab;
-//! - [`status`]: `mlab status`; [`demo`]: `mlab demo`;
+//! - [`status`]: `mlab status`; [`demo`]: `mlab demo`; [`scenario`]:
+//!   `mlab run`, the scripted scenarios and their reports;
 //! - [`netns`], [`stream`]: namespaces and the checked TCP stream, shared
 //!   with the end-to-end tests.
 
@@ -33,6 +34,7 @@ pub mod down;
 pub mod netns;
 pub mod process;
 pub mod query;
+pub mod scenario;
 pub mod signals;
 pub mod state;
 pub mod status;
