@@ -59,6 +59,10 @@ struct Args {
     /// Relay only: no TUN device.
     #[arg(long)]
     no_tun: bool,
+    /// Run without TUN and UDP offloads (no TSO/USO super-packets, UDP GSO or GRO):
+    /// packet by packet, as on kernels that lack them.
+    #[arg(long)]
+    no_offload: bool,
 }
 
 /// The engines a shard can run.
@@ -105,6 +109,7 @@ fn config(args: Args) -> anyhow::Result<(Config, EngineKind)> {
         shm_dir: args.shm_dir.unwrap_or_else(|| shm::default_dir(&args.instance)),
         static_peers: args.static_peers,
         address,
+        offload: !args.no_offload,
     };
     Ok((config, engine))
 }

@@ -44,6 +44,7 @@ impl Running {
             counters: CountersMap::create(&dir, 0).unwrap(),
             transit_file: None,
             mtu: 1400,
+            offload: Default::default(),
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
