@@ -67,6 +67,8 @@ pub struct NodeConfig {
     pub instance: Option<String>,
     /// No TUN device: relay only (default false).
     pub no_tun: bool,
+    /// Run the dataplane without TUN and UDP offloads (default false).
+    pub no_offload: bool,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -90,6 +92,7 @@ impl Default for NodeConfig {
             metrics_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9990)),
             instance: None,
             no_tun: false,
+            no_offload: false,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -178,6 +181,7 @@ impl NodeConfig {
             config.instance = Some(v);
         }
         config.no_tun = cli.no_tun.or(file.no_tun).unwrap_or(config.no_tun);
+        config.no_offload = cli.no_offload.or(file.no_offload).unwrap_or(config.no_offload);
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)
