@@ -267,6 +267,8 @@ pub struct Shard<E: Engine> {
     states: [Vec<u8>; 3],
     inflight: [Vec<u16>; 2],
     geo: [Vec<Geometry>; 2],
+    /// Per buffer, which of its segments already got an output (one each).
+    emitted: [Vec<[u64; 4]>; 2],
     offload: Offloads,
     layout: Layout,
     gso_on: bool,
@@ -407,6 +409,7 @@ impl<E: Engine> Shard<E> {
                 vec![Geometry::whole(udp_size); usize::from(udp_count)],
                 vec![Geometry::whole(tun_buf_size); usize::from(tun_count)],
             ],
+            emitted: [vec![[0; 4]; usize::from(udp_count)], vec![[0; 4]; usize::from(tun_count)]],
             offload,
             layout,
             gso_on: offload.udp.gso,

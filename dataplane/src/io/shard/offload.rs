@@ -49,7 +49,7 @@ impl<E: Engine> Shard<E> {
                 }
             }
             self.tally.tun_rx.0 += 1;
-            self.geo[POOL_TUN][usize::from(bid)] = Geometry::whole(size);
+            self.set_geometry(POOL_TUN, bid, Geometry::whole(size));
             // Safety: as above; the batch now owns the buffer until `recycle_batches`.
             if !unsafe { self.tun_batch.push(base, size, packet.start, packet.len(), None, id) } {
                 self.tally.drops[DropReason::TxQueueFull as usize] += 1;
@@ -67,7 +67,7 @@ impl<E: Engine> Shard<E> {
         let last = segments.count - 1;
         let last_cap = segments.inner(last).end + self.layout.tailroom - (segments.out_start + last * segments.stride);
         let geo = Geometry { offset: segments.out_start, stride: segments.stride, count: segments.count, last_cap };
-        self.geo[POOL_TUN][usize::from(bid)] = geo;
+        self.set_geometry(POOL_TUN, bid, geo);
         self.tally.tun_rx.0 += segments.count as u64;
         let mut pushed = false;
         for i in 0..segments.count {
@@ -107,7 +107,7 @@ impl<E: Engine> Shard<E> {
             return self.give_back(id);
         }
         let geo = Geometry { offset: start, stride, count, last_cap: len - (count - 1) * stride };
-        self.geo[POOL_UDP][usize::from(bid)] = geo;
+        self.set_geometry(POOL_UDP, bid, geo);
         let base = self.udp_pool.buf_ptr(bid);
         let mut pushed = false;
         for i in 0..count {
@@ -146,6 +146,9 @@ impl<E: Engine> Shard<E> {
                     break;
                 }
                 if total + len > MAX_GSO_BYTES || self.output_bytes(&f) != Some(ptr.wrapping_add(total)) {
+                    break;
+                }
+                if !self.claim(f.id) {
                     break;
                 }
                 total += len;
@@ -191,9 +194,11 @@ impl<E: Engine> Shard<E> {
             }
             // Safety: as above; this range starts after every earlier part.
             let next = unsafe { std::slice::from_raw_parts(p, f.len as usize) };
-            if !run.try_append(head, next) {
+            // Checked before appending: the run counts what it accepts.
+            if self.claimed(f.id) || !run.try_append(head, next) {
                 break;
             }
+            self.claim(f.id);
             parts[n] = (p, f.len as usize);
             n += 1;
         }

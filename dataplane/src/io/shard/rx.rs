@@ -78,7 +78,7 @@ impl<E: Engine> Shard<E> {
         }
         self.tally.udp_rx.0 += 1;
         self.tally.udp_rx.1 += plen as u64;
-        self.geo[POOL_UDP][usize::from(bid)] = Geometry::whole(size);
+        self.set_geometry(POOL_UDP, bid, Geometry::whole(size));
         // Safety: buffer `bid` is ours (see above) until `recycle_batches` or its send completes,
         // and no other batch entry uses it.
         if !unsafe { self.udp_batch.push(base, size, start, plen, peer, id) } {
@@ -129,7 +129,7 @@ impl<E: Engine> Shard<E> {
         }
         self.tally.tun_rx.0 += 1;
         self.tally.tun_rx.1 += len as u64;
-        self.geo[POOL_TUN][usize::from(bid)] = Geometry::whole(size);
+        self.set_geometry(POOL_TUN, bid, Geometry::whole(size));
         // Safety: the kernel handed buffer `bid` to us with this completion; it is ours until
         // `recycle_batches` or its send completes, and no other batch entry uses it.
         if !unsafe { self.tun_batch.push(base, size, start, len, None, id) } {

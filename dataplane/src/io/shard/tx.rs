@@ -23,13 +23,36 @@ impl<E: Engine> Shard<E> {
         })
     }
 
+    /// Records that `id`'s segment got its output; `false` if it already had one.
+    pub(super) fn claim(&mut self, id: PacketId) -> bool {
+        let ((pool, bid), seg) = (split_id(id), seg_of(id));
+        let Some(bits) = self.emitted.get_mut(pool).and_then(|v| v.get_mut(usize::from(bid))) else { return false };
+        let (word, bit) = (seg / 64, 1u64 << (seg % 64));
+        let fresh = bits[word] & bit == 0;
+        bits[word] |= bit;
+        fresh
+    }
+
+    /// Whether `id`'s segment already got its output (or names no buffer).
+    pub(super) fn claimed(&self, id: PacketId) -> bool {
+        let ((pool, bid), seg) = (split_id(id), seg_of(id));
+        let Some(bits) = self.emitted.get(pool).and_then(|v| v.get(usize::from(bid))) else { return true };
+        bits[seg / 64] & (1u64 << (seg % 64)) != 0
+    }
+
+    /// Sets how buffer `bid` of `pool` is cut into batch entries; none has an output yet.
+    pub(super) fn set_geometry(&mut self, pool: usize, bid: u16, geo: Geometry) {
+        self.geo[pool][usize::from(bid)] = geo;
+        self.emitted[pool][usize::from(bid)] = [0; 4];
+    }
+
     pub(super) fn emit_outputs(&mut self, now: Timestamp) {
         let out = std::mem::replace(&mut self.out, TxQueues::with_capacity(0));
         let entries = out.entries();
         let mut k = 0;
         while k < entries.len() {
             let e = entries[k];
-            let Some(ptr) = self.output_bytes(&e) else {
+            let Some(ptr) = self.output_bytes(&e).filter(|_| self.claim(e.id)) else {
                 self.tally.drops[DropReason::InvalidOutput as usize] += 1;
                 k += 1;
                 continue;
