@@ -56,10 +56,12 @@ mod offload;
 mod rx;
 mod tx;
 
+use offload::Geometry;
+pub use offload::Offloads;
+
 use super::bufring::{BufRing, Region};
 use super::punt::{KIND_INJECT, PUNT_HEADER_LEN, PuntSendError, PuntSocket, decode_header};
 use super::shm::CountersMap;
-use super::socket::UdpOffload;
 use super::sys::{from_sockaddr_bytes, to_sockaddr_in6};
 use super::tun::TunOffload;
 use crate::batch::{PacketId, RxBatch, TxDest, TxEntry, TxQueues};
@@ -155,37 +157,6 @@ fn split_id(id: PacketId) -> (usize, u16) {
 
 fn seg_of(id: PacketId) -> usize {
     (id.raw() >> 24) as usize
-}
-
-/// How a received buffer is cut into the entries of a batch: segment `i`
-/// is `offset + i * stride`, `stride` bytes long but the last, `last_cap`.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    offset: usize,
-    stride: usize,
-    count: usize,
-    last_cap: usize,
-}
-
-impl Geometry {
-    fn whole(size: usize) -> Geometry {
-        Geometry { offset: 0, stride: size, count: 1, last_cap: size }
-    }
-
-    /// Segment `seg`'s offset and length in the buffer.
-    fn sub(&self, seg: usize) -> Option<(usize, usize)> {
-        (seg < self.count)
-            .then(|| (self.offset + seg * self.stride, if seg + 1 == self.count { self.last_cap } else { self.stride }))
-    }
-}
-
-/// Offloads a shard runs with (what the kernel granted).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Offloads {
-    /// The TUN's.
-    pub tun: TunOffload,
-    /// The UDP socket's.
-    pub udp: UdpOffload,
 }
 
 /// Everything a shard is given at start.

@@ -8,6 +8,37 @@ use crate::offload::coalesce::Run;
 use crate::offload::segment::{finish_checksum, segment_in_place};
 use crate::offload::vnet::{GsoType, VNET_HEADER_LEN, VnetHeader};
 
+/// How a received buffer is cut into the entries of a batch: segment `i`
+/// is `offset + i * stride`, `stride` bytes long but the last, `last_cap`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Geometry {
+    pub(super) offset: usize,
+    pub(super) stride: usize,
+    pub(super) count: usize,
+    pub(super) last_cap: usize,
+}
+
+impl Geometry {
+    pub(super) fn whole(size: usize) -> Geometry {
+        Geometry { offset: 0, stride: size, count: 1, last_cap: size }
+    }
+
+    /// Segment `seg`'s offset and length in the buffer.
+    pub(super) fn sub(&self, seg: usize) -> Option<(usize, usize)> {
+        (seg < self.count)
+            .then(|| (self.offset + seg * self.stride, if seg + 1 == self.count { self.last_cap } else { self.stride }))
+    }
+}
+
+/// Offloads a shard runs with (what the kernel granted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// The TUN's.
+    pub tun: TunOffload,
+    /// The UDP socket's.
+    pub udp: crate::io::socket::UdpOffload,
+}
+
 fn offload_drop(e: OffloadError) -> DropReason {
     match e {
         OffloadError::Unsupported => DropReason::OffloadUnsupported,
