@@ -324,7 +324,7 @@ fn udp_gso_app_datagrams_arrive_whole(a: &Netns, b: &Netns) {
     let receiver = b.spawn(|| {
         let sock = UdpSocket::bind(format!("[{OVERLAY_B}]:5300")).expect("bind on B's overlay address");
         sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut seen = vec![false; SENDS * PER_SEND];
+        let mut seen = [false; SENDS * PER_SEND];
         let mut buf = [0u8; 4096];
         while let Ok(n) = sock.recv(&mut buf) {
             assert_eq!(n, SIZE, "one datagram per segment");
