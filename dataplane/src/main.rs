@@ -59,6 +59,10 @@ struct Args {
     /// Relay only: no TUN device.
     #[arg(long)]
     no_tun: bool,
+    /// Run without TUN and UDP offloads (no TSO/USO super-packets, UDP GSO or GRO):
+    /// packet by packet, as on kernels that lack them.
+    #[arg(long)]
+    no_offload: bool,
     /// Caps what the node forwards for others, in Mbit/s (shared max-min
     /// fairly between source /64s) [default: no cap].
     #[arg(long, value_parser = parse_mbps)]
@@ -117,6 +121,7 @@ fn config(args: Args) -> anyhow::Result<(Config, EngineKind)> {
         shm_dir: args.shm_dir.unwrap_or_else(|| shm::default_dir(&args.instance)),
         static_peers: args.static_peers,
         address,
+        offload: !args.no_offload,
         transit_limit_bps: args.transit_limit_mbps,
     };
     Ok((config, engine))

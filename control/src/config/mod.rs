@@ -69,6 +69,8 @@ pub struct NodeConfig {
     pub no_tun: bool,
     /// Cap on transit forwarding, Mbit/s (default none).
     pub transit_limit_mbps: Option<f64>,
+    /// Run the dataplane without TUN and UDP offloads (default false).
+    pub no_offload: bool,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -93,6 +95,7 @@ impl Default for NodeConfig {
             instance: None,
             no_tun: false,
             transit_limit_mbps: None,
+            no_offload: false,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -187,6 +190,7 @@ impl NodeConfig {
             }
             config.transit_limit_mbps = Some(v);
         }
+        config.no_offload = cli.no_offload.or(file.no_offload).unwrap_or(config.no_offload);
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub instance: Option<String>,
     pub no_tun: Option<bool>,
     pub transit_limit_mbps: Option<f64>,
+    pub no_offload: Option<bool>,
     pub lan_discovery: Option<bool>,
     pub target_peers: Option<i64>,
     pub position: Option<RawPosition>,
@@ -84,6 +85,10 @@ pub struct Cli {
     /// Cap on what the node forwards for others, Mbit/s, shared fairly between sources [default: no cap].
     #[arg(long, value_name = "MBPS")]
     pub transit_limit_mbps: Option<f64>,
+    /// Run the dataplane without TUN and UDP offloads (TSO/USO, UDP GSO/GRO),
+    /// packet by packet [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub no_offload: Option<bool>,
     /// Find peers on the local link with multicast beacons [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub lan_discovery: Option<bool>,

@@ -51,6 +51,7 @@ fn the_example_config_parses_and_sets_every_key() {
         "instance",
         "no_tun",
         "transit_limit_mbps",
+        "no_offload",
         "lan_discovery",
         "target_peers",
         "position",
@@ -234,4 +235,14 @@ fn the_help_text_lists_every_flag() {
     }
     assert!(help.contains("udp://[KEY@]HOST:PORT"));
     Cli::command().debug_assert();
+}
+
+#[test]
+fn offloads_are_on_unless_the_file_or_a_flag_turns_them_off() {
+    assert!(!from_file("").unwrap().no_offload);
+    let file = "no_offload = true\n";
+    assert!(from_file(file).unwrap().no_offload);
+    let flag_on = NodeConfig::from_sources(Some((Path::new("f"), file)), &cli(&["--no-offload=false"])).unwrap();
+    assert!(!flag_on.no_offload);
+    assert!(NodeConfig::from_sources(None, &cli(&["--no-offload"])).unwrap().no_offload);
 }

@@ -97,6 +97,11 @@ drop_reasons! {
     PuntFull => "punt_full",
     /// A message from the control daemon to inject did not parse.
     InjectMalformed => "inject_malformed",
+    /// A TUN super-packet or vnet header that does not parse (bad lengths,
+    /// checksum offset past the end), or a segmentation that did not fit.
+    OffloadMalformed => "offload_malformed",
+    /// A TUN super-packet we do not split (IPv4, IPv6 extension headers, ECN GSO).
+    OffloadUnsupported => "offload_unsupported",
 }
 
 /// One shard's counters. Only the owning shard writes them.

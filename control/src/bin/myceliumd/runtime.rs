@@ -185,6 +185,9 @@ fn dataplane_spec(
     } else {
         args.extend(["--tun-name".to_owned(), config.tun_name.clone()]);
     }
+    if config.no_offload {
+        args.push("--no-offload".to_owned());
+    }
     if let Some(cores) = &config.cores {
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);
