@@ -78,6 +78,8 @@ pub enum ConfigError {
     HelloInterval,
     #[error("idle dead interval must be at least twice the idle hello interval")]
     IdleDeadInterval,
+    #[error("data dead interval must be at most 500 ms")]
+    DataDeadInterval,
     #[error("probe share must be in (0, 0.5]")]
     ProbeShare,
     #[error("probe trains need at least 2 packets of at least 64 bytes")]
@@ -105,6 +107,12 @@ pub struct LinkConfig {
     /// 14 s = 3.5 idle intervals; a neighbour announcing a longer interval
     /// gets 3.5 times its interval).
     pub idle_dead_interval: Duration,
+    /// An up link whose dataplane counted data from the neighbour this
+    /// recently is not declared down for missing hellos or IHUs (a loaded
+    /// host may delay the daemons' control messages while data flows).
+    /// Default 200 ms: the daemon reads the counters every 100 ms, so data
+    /// seen 200 ms ago may be up to 300 ms old, the active dead interval.
+    pub data_dead_interval: Duration,
     /// The link counts as carrying traffic for this long after the data
     /// counters last moved (default 2 s).
     pub activity_timeout: Duration,
@@ -153,6 +161,7 @@ impl Default for LinkConfig {
             idle_hello_interval: Duration::from_secs(4),
             active_dead_interval: Duration::from_millis(300),
             idle_dead_interval: Duration::from_secs(14),
+            data_dead_interval: Duration::from_millis(200),
             activity_timeout: Duration::from_secs(2),
             up_hellos: 3,
             probe_share: 0.01,
@@ -191,6 +200,9 @@ impl LinkConfig {
         if self.idle_dead_interval < self.idle_hello_interval * 2 {
             return Err(ConfigError::IdleDeadInterval);
         }
+        if self.data_dead_interval > MAX_ACTIVE_DEAD_INTERVAL {
+            return Err(ConfigError::DataDeadInterval);
+        }
         if !(self.probe_share > 0.0 && self.probe_share <= 0.5) {
             return Err(ConfigError::ProbeShare);
         }
@@ -223,6 +235,7 @@ impl LinkConfig {
                 self.active_dead_interval.clamp(self.active_hello_interval * 2, MAX_ACTIVE_DEAD_INTERVAL);
         }
         self.idle_dead_interval = self.idle_dead_interval.max(self.idle_hello_interval * 2);
+        self.data_dead_interval = self.data_dead_interval.min(MAX_ACTIVE_DEAD_INTERVAL);
         if !(self.probe_share > 0.0 && self.probe_share <= 0.5) {
             self.probe_share = d.probe_share;
         }

@@ -223,9 +223,18 @@ impl Sim {
         if self.now < self.next_traffic_tick {
             return;
         }
+        // Node 0 sends data and node 1 acknowledgements (a twentieth of it,
+        // as TCP does), each while its link is up (a down link carries no
+        // route); the other side counts what a working pipe delivers.
         let bytes = rate / 8 * TRAFFIC_TICK / 1_000_000_000;
-        self.counters[0].0 += bytes;
-        self.counters[1].1 += bytes;
+        for (from, to, bytes) in [(0, 1, bytes), (1, 0, bytes / 20)] {
+            if self.links[from].is_up() {
+                self.counters[from].0 += bytes;
+                if !self.pipes[from].mute {
+                    self.counters[to].1 += bytes;
+                }
+            }
+        }
         for i in 0..2 {
             let (tx, rx) = self.counters[i];
             let now = self.local(i);

@@ -462,3 +462,31 @@ fn new_keys_bring_fast_hellos_for_a_while_so_a_restarted_neighbour_proves_us_qui
     let later = hello_times(&mut link, 12_500, 30_000);
     assert!(later.len() <= 8, "back to the idle pace: {later:?}");
 }
+
+#[test]
+fn data_from_the_neighbour_keeps_a_link_up_while_control_messages_stall_until_the_data_stops() {
+    let mut s = sim(10);
+    s.traffic_bps = Some(10_000_000); // node 0 -> node 1, acknowledgements back
+    s.run_for(Duration::from_secs(3));
+    assert!(s.links[0].is_up() && s.links[1].is_up());
+    // Both daemons stall for a second: no hello or IHU gets through, but the
+    // dataplanes still move data both ways.
+    let stall = s.now;
+    for pipe in &mut s.pipes {
+        pipe.filter = Some(Box::new(|_| false));
+    }
+    s.run_for(Duration::from_secs(1));
+    assert_eq!(down_at(&s, 0, stall), None, "data keeps node 0's link up");
+    assert_eq!(down_at(&s, 1, stall), None, "data keeps node 1's link up");
+    // The link breaks: data stops too, and both sides go down within the
+    // dead interval (plus a traffic tick).
+    let cut = s.now;
+    for pipe in &mut s.pipes {
+        pipe.mute = true;
+    }
+    s.run_for(Duration::from_secs(1));
+    for node in 0..2 {
+        let down = down_at(&s, node, cut).expect("down once the data stops");
+        assert!(down - cut <= 500 * MS, "node {node}: {} ms", (down - cut) / MS);
+    }
+}

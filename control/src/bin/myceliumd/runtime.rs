@@ -263,12 +263,15 @@ impl Loop<'_> {
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             let now = Timestamp::now();
-            if self.node.poll_timeout() <= now {
-                self.node.handle_timeout(now, wall_ns());
-            }
+            // The dataplane's counters first: after a stall of this daemon,
+            // data that kept flowing must be seen before timers declare
+            // links dead for their late hellos.
             if Instant::now() >= next_housekeeping {
                 next_housekeeping = Instant::now() + HOUSEKEEPING;
                 self.housekeeping(supervisor, now);
+            }
+            if self.node.poll_timeout() <= now {
+                self.node.handle_timeout(now, wall_ns());
             }
             self.outputs(now);
         }

@@ -52,6 +52,10 @@ pub struct Link {
     /// Fast hellos until then (new link keys: the neighbour may have
     /// restarted and be proving us again).
     fast_until: Option<Timestamp>,
+    /// When the dataplane last counted data from the neighbour on this
+    /// link, and its receive total then.
+    data_heard: Option<Timestamp>,
+    rx_total: Option<u64>,
     txcost: Option<u16>,
     ihu_since_down: bool,
     rtt: RttEstimator,
@@ -107,6 +111,8 @@ impl Link {
             neighbour_position: None,
             last_ihu: None,
             fast_until: None,
+            data_heard: None,
+            rx_total: None,
             txcost: None,
             ihu_since_down: false,
             rtt: RttEstimator::default(),
@@ -187,6 +193,10 @@ impl Link {
         self.tick(now);
         let (window, age) = (self.config.passive_window, self.config.capacity_max_age);
         self.passive.on_counters(now, tx_bytes_total, rx_bytes_total, window, age);
+        if self.rx_total.is_some_and(|before| rx_bytes_total > before) {
+            self.data_heard = Some(now);
+        }
+        self.rx_total = Some(rx_bytes_total);
         self.after_input(now);
     }
 
@@ -244,11 +254,16 @@ impl Link {
             }
         };
         consider(self.hello_timer);
+        // Data from the neighbour keeps an up link alive (see `data_alive`).
+        let keep = |deadline: Option<Timestamp>| match (deadline, self.data_until()) {
+            (Some(d), Some(k)) if self.up => Some(d.max(k)),
+            (d, _) => d,
+        };
         if self.up || self.hello_fresh(now) {
-            consider(self.heard.map(|h| h.at + self.config.dead_interval_for(h.interval)));
+            consider(keep(self.heard.map(|h| h.at + self.config.dead_interval_for(h.interval))));
         }
         if self.up {
-            consider(self.last_ihu.map(|(at, interval)| at + self.config.dead_interval_for(interval)));
+            consider(keep(self.last_ihu.map(|(at, interval)| at + self.config.dead_interval_for(interval))));
         }
         // The end of activity changes the hello interval.
         consider(self.passive.last_activity().map(|t| t + self.config.activity_timeout).filter(|&end| end > now));
@@ -336,6 +351,23 @@ impl Link {
         self.heard.is_some_and(|h| now < h.at + self.config.dead_interval_for(h.interval))
     }
 
+    /// Until when data counted from the neighbour keeps the link up.
+    fn data_until(&self) -> Option<Timestamp> {
+        self.data_heard.map(|t| t + self.config.data_dead_interval)
+    }
+
+    /// Whether the dataplane counted data from the neighbour within
+    /// `data_dead_interval`. Such a link is not declared down for late
+    /// hellos or IHUs: a loaded machine may delay a daemon's control
+    /// messages (its own or the neighbour's) by more than the dead
+    /// interval while the dataplanes still move packets both ways. A link
+    /// that really broke stops its data too, so it goes down one dead
+    /// interval later; one broken in our direction only goes down on the
+    /// neighbour's side first, whose data then stops as well.
+    fn data_alive(&self, now: Timestamp) -> bool {
+        self.data_until().is_some_and(|until| now < until)
+    }
+
     fn ihu_fresh(&self, now: Timestamp) -> bool {
         self.last_ihu.is_some_and(|(at, interval)| now < at + self.config.dead_interval_for(interval))
     }
@@ -360,7 +392,7 @@ impl Link {
     }
 
     fn after_input(&mut self, now: Timestamp) {
-        if self.up && (!self.hello_fresh(now) || !self.ihu_fresh(now)) {
+        if self.up && !self.data_alive(now) && (!self.hello_fresh(now) || !self.ihu_fresh(now)) {
             self.go_down();
         }
         if !self.up
