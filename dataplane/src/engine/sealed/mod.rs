@@ -21,8 +21,13 @@
 //! table subscribers (one atomic load each when nothing changed). On a new
 //! key table it picks up the [`SessionTable`] another shard already built for
 //! that generation, or builds and shares it ([`SharedSessions`]): key
-//! schedules run once per session per process, never per packet.
+//! schedules run once per session per process, never per packet. On a new
+//! route snapshot it rebuilds its link endpoints (ready `SocketAddr`s by
+//! link position) and forgets which session each route used: per packet,
+//! everything after the lookup is found by the route and link positions the
+//! index slot returned, without hashing and without reading the route.
 
+mod links;
 mod punt_limit;
 mod tun;
 mod underlay;
@@ -43,6 +48,7 @@ use tracing::warn;
 use super::Engine;
 use crate::batch::{RxBatch, TxQueues};
 use crate::sessions::{SessionTable, ShardSessions, SharedSessions};
+use links::LinkEndpoints;
 use punt_limit::PuntLimiter;
 
 /// Bytes the engine adds in front of a TUN packet: the routed header.
@@ -72,6 +78,8 @@ pub struct SealedEngine {
     sessions: ShardSessions,
     punts: PuntLimiter,
     transit: super::transit::TransitTable,
+    /// Endpoints of the current route snapshot's links.
+    endpoints: LinkEndpoints,
     now_ns: u64,
 }
 
@@ -97,13 +105,22 @@ impl SealedEngine {
             shared,
             punts: PuntLimiter::new(),
             transit: super::transit::TransitTable::default(),
+            endpoints: LinkEndpoints::default(),
             now_ns: 0,
         }
     }
 
     fn refresh(&mut self) {
-        if let Err(e) = self.routes.poll() {
-            warn!(shard = self.config.shard, "route snapshot not taken: {e}");
+        match self.routes.poll() {
+            // The only moment the current view changes: everything kept by
+            // route or link position follows it here.
+            Ok(mycelium_common::shm::Poll::Updated { .. }) => {
+                let view = self.routes.current();
+                self.endpoints.rebuild(view.as_ref());
+                self.sessions.routes_changed(view.map_or(0, |v| v.route_count()));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(shard = self.config.shard, "route snapshot not taken: {e}"),
         }
         match self.keys.poll() {
             Ok(mycelium_common::shm::Poll::Updated { .. }) => {
@@ -147,6 +164,7 @@ impl Engine for SealedEngine {
                 config: &self.config,
                 now_ns: self.now_ns,
                 routes: routes.as_ref(),
+                endpoints: &self.endpoints,
                 sessions: self.sessions.table(),
                 transit: &mut self.transit,
             };
@@ -161,6 +179,7 @@ impl Engine for SealedEngine {
                 config: &self.config,
                 now_ns: self.now_ns,
                 routes: routes.as_ref(),
+                endpoints: &self.endpoints,
                 sessions: &mut self.sessions,
                 punts: &mut self.punts,
             };

@@ -1,9 +1,10 @@
 //! Datagrams from the underlay: punt, deliver or forward.
 
 use mycelium_common::crypto::{Open, ReplayError};
-use mycelium_common::snapshot::{NextHop, SnapshotView};
+use mycelium_common::snapshot::SnapshotView;
 use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, WireError};
 
+use super::links::LinkEndpoints;
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
@@ -15,12 +16,13 @@ pub(super) struct Context<'a, 'r> {
     pub config: &'a SealedConfig,
     pub now_ns: u64,
     pub routes: Option<&'a SnapshotView<'r>>,
+    pub endpoints: &'a LinkEndpoints,
     pub sessions: &'a SessionTable,
     pub transit: &'a mut TransitTable,
 }
 
 pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
-    let Context { config, now_ns, routes, sessions, transit } = ctx;
+    let Context { config, now_ns, routes, endpoints, sessions, transit } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -37,7 +39,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(routes, transit, &mut routed, range, id, out);
+        return forward(routes, endpoints, transit, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -73,6 +75,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
 /// Transit: look up, decrement the hop limit, send on unopened.
 fn forward(
     routes: Option<&SnapshotView<'_>>,
+    endpoints: &LinkEndpoints,
     transit: &mut TransitTable,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
@@ -85,12 +88,9 @@ fn forward(
     let Some(hit) = routes.lookup(&routed.destination()) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
-    let NextHop::Link(link) = hit.next_hop else {
-        // The snapshot says "local" for an address outside our /64: a route
-        // for a subnet we do not serve. Nothing to deliver it to.
-        return out.drop_packet(id, DropReason::NoRoute);
-    };
-    let Some(endpoint) = link.underlay() else {
+    // No endpoint: the snapshot says "local" for an address outside our
+    // /64 (a route for a subnet we do not serve), nothing to deliver it to.
+    let Some(endpoint) = endpoints.get(hit.link_index) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
     match routed.decrement_hop_limit() {
