@@ -79,7 +79,13 @@ fn lab(scale: bool) -> Lab {
         let routes =
             if scale && !links[i].is_empty() { lab::synthetic_routes(SCALE_ROUTES, links[i]) } else { Vec::new() };
         line.publish(&mut publisher, i, 1, NOW, EPOCH, (&routes, &sessions)).expect("publish");
-        let config = SealedConfig { shard: 0, local: line.nodes()[i].key.address(), has_tun: i != 1, epoch: EPOCH };
+        let config = SealedConfig {
+            shard: 0,
+            local: line.nodes()[i].key.address(),
+            has_tun: i != 1,
+            epoch: EPOCH,
+            transit_limit_bps: None,
+        };
         let mut engine = SealedEngine::new(config, shm, SharedSessions::default());
         engine.begin_batch(Timestamp::from_nanos(NOW));
         assert_eq!(engine.snapshot_generation(), 1, "engine {name} took the snapshot");

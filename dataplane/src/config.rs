@@ -30,6 +30,11 @@ pub struct Config {
     pub static_peers: Vec<(Ipv6Addr, SocketAddr)>,
     /// The node's overlay address (also given to the engine in relay-only mode).
     pub address: Option<Ipv6Addr>,
+    /// Cap on transit forwarding, bits per second for the whole node (`None`: none).
+    pub transit_limit_bps: Option<u64>,
+    /// Whether to ask for TUN and UDP offloads (TSO/USO super-packets from
+    /// the TUN, UDP GSO and GRO); each is used only where the kernel grants it.
+    pub offload: bool,
 }
 
 /// The TUN device's settings.

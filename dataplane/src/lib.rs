@@ -17,4 +17,5 @@ pub mod config;
 pub mod engine;
 pub mod inner;
 pub mod io;
+pub mod offload;
 pub mod sessions;

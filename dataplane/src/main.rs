@@ -59,6 +59,22 @@ struct Args {
     /// Relay only: no TUN device.
     #[arg(long)]
     no_tun: bool,
+    /// Run without TUN and UDP offloads (no TSO/USO super-packets, UDP GSO or GRO):
+    /// packet by packet, as on kernels that lack them.
+    #[arg(long)]
+    no_offload: bool,
+    /// Caps what the node forwards for others, in Mbit/s (shared max-min
+    /// fairly between source /64s) [default: no cap].
+    #[arg(long, value_parser = parse_mbps)]
+    transit_limit_mbps: Option<u64>,
+}
+
+/// Mbit/s (a positive decimal, fractions allowed) as bits per second.
+fn parse_mbps(s: &str) -> Result<u64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.001..=1e7).contains(&v) => Ok((v * 1e6) as u64),
+        _ => Err(format!("{s:?}: expected Mbit/s between 0.001 and 10000000")),
+    }
 }
 
 /// The engines a shard can run.
@@ -105,6 +121,8 @@ fn config(args: Args) -> anyhow::Result<(Config, EngineKind)> {
         shm_dir: args.shm_dir.unwrap_or_else(|| shm::default_dir(&args.instance)),
         static_peers: args.static_peers,
         address,
+        offload: !args.no_offload,
+        transit_limit_bps: args.transit_limit_mbps,
     };
     Ok((config, engine))
 }
@@ -127,11 +145,16 @@ fn run((config, engine): (Config, EngineKind)) -> anyhow::Result<()> {
                 anyhow::bail!("{shards} shards: the sealed engine supports at most 256 (choose with --cores)");
             }
             let epoch = Timestamp::now().as_nanos();
+            // Each shard forwards its share of the transit limit.
+            let transit_limit_bps = config.transit_limit_bps.map(|bps| (bps / shards as u64).max(1));
+            if let Some(bps) = config.transit_limit_bps {
+                info!(bps, shards, "transit limited, shared fairly between sources");
+            }
             let shared = SharedSessions::default();
             let dir = CommonShmDir::at(&config.shm_dir);
             let node = Node::start(&config, |index| {
                 let shard = u8::try_from(index).expect("at most 256 shards, checked above");
-                let sealed = SealedConfig { shard, local, has_tun, epoch };
+                let sealed = SealedConfig { shard, local, has_tun, epoch, transit_limit_bps };
                 SealedEngine::new(sealed, dir.clone(), shared.clone())
             })?;
             shm::write_epoch(&config.shm_dir, epoch)?;

@@ -74,6 +74,8 @@ fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_famil
     let rtt = text.lines().find(|l| l.contains("min/avg/max")).unwrap_or("").to_string();
     eprintln!("overlay ping: {rtt}");
 
+    udp_gso_app_datagrams_arrive_whole(&a, &b);
+
     let overlay_secs = transfer(&a, &b, format!("[{OVERLAY_B}]:5201").parse().unwrap(), TRANSFER_BYTES);
     let raw_secs = transfer(&a, &b, "192.168.77.2:5202".parse().unwrap(), TRANSFER_BYTES);
     let mbit = |s: f64| TRANSFER_BYTES as f64 * 8.0 / s / 1e6;
@@ -85,6 +87,18 @@ fn two_nodes_ping_and_carry_a_checked_100_mb_tcp_stream_over_both_underlay_famil
 
     let (ca, cb) = (summed(&dp_a), summed(&dp_b));
     eprintln!("counters A: {ca:?}\ncounters B: {cb:?}");
+    for dp in [&dp_a, &dp_b] {
+        let log = dp.log_text();
+        for granted in ["tun_tso=true", "udp_gso=true", "udp_gro=true"] {
+            assert!(log.contains(granted), "offloads are on by default ({granted}):\n{log}");
+        }
+    }
+    assert!(
+        ca.batches * 4 < ca.tun_rx_packets,
+        "A read super-packets: {} batches for {} segments",
+        ca.batches,
+        ca.tun_rx_packets
+    );
     assert!(ca.tun_rx_bytes >= TRANSFER_BYTES as u64, "A read the stream from its TUN");
     assert!(ca.underlay_tx_bytes >= TRANSFER_BYTES as u64, "A sent it on the underlay");
     assert!(cb.underlay_rx_bytes >= TRANSFER_BYTES as u64, "B received it");
@@ -262,4 +276,89 @@ fn a_relay_only_node_carries_ping_between_two_nodes_that_cannot_reach_each_other
     let c = summed(&dp_r);
     assert!(c.underlay_rx_packets >= 6 && c.underlay_tx_packets >= 6, "the relay carried both directions: {c:?}");
     assert_eq!((c.tun_rx_packets, c.tun_tx_packets), (0, 0));
+}
+
+#[test]
+fn two_nodes_carry_a_checked_100_mb_tcp_stream_without_offloads() {
+    if !privileged() {
+        return;
+    }
+    let a = Netns::new("na");
+    let b = Netns::new("nb");
+    veth(&a, &b, 78);
+    let pid = std::process::id();
+    let (tun_a, tun_b) = (format!("myc{pid}c"), format!("myc{pid}d"));
+    let start = |ns: &Netns, tag: &str, tun: &str, address: &str, peer: String| {
+        let args = ["--port", "9651", "--address", address, "--tun-name", tun, "--static-peer", &peer, "--no-offload"];
+        Dataplane::start(ns, tag, &args).running()
+    };
+    let dp_a = start(&a, "na", &tun_a, OVERLAY_A, format!("{OVERLAY_B}=192.168.78.2:9651"));
+    let dp_b = start(&b, "nb", &tun_b, OVERLAY_B, format!("{OVERLAY_A}=192.168.78.1:9651"));
+    let secs = transfer(&a, &b, format!("[{OVERLAY_B}]:5201").parse().unwrap(), TRANSFER_BYTES);
+    eprintln!("100 MB without offloads: {secs:.2} s ({:.0} Mbit/s)", TRANSFER_BYTES as f64 * 8.0 / secs / 1e6);
+    let (ca, cb) = (summed(&dp_a), summed(&dp_b));
+    for dp in [&dp_a, &dp_b] {
+        let log = dp.log_text();
+        for off in ["asked=false", "tun_vnet_hdr=false", "udp_gso=false", "udp_gro=false"] {
+            assert!(log.contains(off), "--no-offload turns every offload off ({off}):\n{log}");
+        }
+    }
+    assert!(ca.tun_rx_bytes >= TRANSFER_BYTES as u64 && cb.tun_tx_bytes >= TRANSFER_BYTES as u64);
+    for c in [&ca, &cb] {
+        for r in [DropReason::Malformed, DropReason::InvalidOutput, DropReason::Truncated, DropReason::OffloadMalformed]
+        {
+            assert_eq!(c.drops[r as usize], 0, "{r:?}");
+        }
+    }
+    assert_eq!(dp_a.stop(), Some(0));
+    assert_eq!(dp_b.stop(), Some(0));
+}
+
+/// An application sending with UDP GSO over the overlay: the TUN hands the
+/// dataplane USO super-packets, which it splits; every datagram arrives once,
+/// whole and with a valid checksum (the receiving kernel drops bad ones).
+fn udp_gso_app_datagrams_arrive_whole(a: &Netns, b: &Netns) {
+    const SENDS: usize = 10;
+    const PER_SEND: usize = 20;
+    const SIZE: usize = 1000;
+    let receiver = b.spawn(|| {
+        let sock = UdpSocket::bind(format!("[{OVERLAY_B}]:5300")).expect("bind on B's overlay address");
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut seen = [false; SENDS * PER_SEND];
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            assert_eq!(n, SIZE, "one datagram per segment");
+            let i = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+            assert!(buf[4..n].iter().all(|&x| x == i as u8), "datagram {i} intact");
+            assert!(!seen[i], "datagram {i} twice");
+            seen[i] = true;
+            if seen.iter().all(|s| *s) {
+                break;
+            }
+        }
+        seen.iter().filter(|s| **s).count()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.spawn(|| {
+        use std::os::fd::AsRawFd;
+        let sock = UdpSocket::bind("[::]:0").unwrap();
+        let size = SIZE as libc::c_int;
+        // Safety: UDP_SEGMENT takes an int; `size` is live for the call.
+        let rc =
+            unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_UDP, 103, (&size as *const libc::c_int).cast(), 4) };
+        assert_eq!(rc, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+        for s in 0..SENDS {
+            let mut msg = Vec::with_capacity(SIZE * PER_SEND);
+            for k in 0..PER_SEND {
+                let i = s * PER_SEND + k;
+                msg.extend_from_slice(&(i as u32).to_be_bytes());
+                msg.resize(msg.len() + SIZE - 4, i as u8);
+            }
+            sock.send_to(&msg, format!("[{OVERLAY_B}]:5300")).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(receiver.join().unwrap(), SENDS * PER_SEND, "every GSO datagram arrived");
 }

@@ -16,9 +16,9 @@ use mycelium_dataplane::engine::Engine;
 use mycelium_dataplane::engine::counters::{CounterValues, DropReason};
 use mycelium_dataplane::engine::passthrough::{self, PassthroughEngine};
 use mycelium_dataplane::io::punt::PuntSocket;
-use mycelium_dataplane::io::shard::{Shard, ShardParts};
+use mycelium_dataplane::io::shard::{Offloads, Shard, ShardParts};
 use mycelium_dataplane::io::shm::{CountersMap, read_all_counters};
-use mycelium_dataplane::io::socket::bind_shard_socket;
+use mycelium_dataplane::io::socket::{bind_shard_socket, enable_offloads};
 
 struct Running {
     port: u16,
@@ -29,10 +29,16 @@ struct Running {
 
 impl Running {
     /// Starts one relay-only shard with the engine `make()` on an ephemeral loopback port.
-    fn start<E: Engine + Send + 'static>(tag: &str, make: impl FnOnce() -> E + Send + 'static) -> Running {
+    /// With `offload`, the socket gets UDP GSO and GRO where the kernel has them.
+    fn start<E: Engine + Send + 'static>(
+        offload: bool,
+        tag: &str,
+        make: impl FnOnce() -> E + Send + 'static,
+    ) -> Running {
         let dir = std::env::temp_dir().join(format!("mycelium-shard-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let udp = bind_shard_socket(0).expect("bind");
+        let udp_offload = enable_offloads(&udp, offload);
         let sock = UdpSocket::from(udp);
         let port = sock.local_addr().unwrap().port();
         let udp = OwnedFd::from(sock);
@@ -44,6 +50,7 @@ impl Running {
             counters: CountersMap::create(&dir, 0).unwrap(),
             transit_file: None,
             mtu: 1400,
+            offload: Offloads { udp: udp_offload, ..Offloads::default() },
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -100,8 +107,9 @@ fn ipv6_packet(dst: &str) -> Vec<u8> {
 fn a_relay_shard_forwards_every_datagram_of_a_burst_with_one_hop_less() {
     let next_hop = UdpSocket::bind("127.0.0.1:0").unwrap();
     next_hop.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    grow_receive_buffer(&next_hop);
     let next_addr = next_hop.local_addr().unwrap();
-    let shard = Running::start("relay", move || {
+    let shard = Running::start(false, "relay", move || {
         PassthroughEngine::new(
             Some("400:0:0:1::1".parse().unwrap()),
             false,
@@ -142,9 +150,89 @@ fn a_relay_shard_forwards_every_datagram_of_a_burst_with_one_hop_less() {
     shard.stop();
 }
 
+/// The relay's GSO bursts arrive at the next hop faster than a plain reader on a
+/// loaded machine takes them: give it a socket buffer as large as the kernel allows.
+fn grow_receive_buffer(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // Safety: an int option; `size` is live for the call.
+        let r = unsafe {
+            libc::setsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, opt, (&size as *const libc::c_int).cast(), 4)
+        };
+        if r == 0 {
+            return;
+        }
+    }
+}
+
+/// Sends `count` messages of `len` bytes each as one UDP GSO send (`UDP_SEGMENT`).
+fn send_gso(sender: &UdpSocket, to: SocketAddr, messages: &[u8], len: usize) {
+    use std::os::fd::AsRawFd;
+    let size = len as libc::c_int;
+    // Safety: UDP_SEGMENT takes an int; `size` is live for the call.
+    let r =
+        unsafe { libc::setsockopt(sender.as_raw_fd(), libc::SOL_UDP, 103, (&size as *const libc::c_int).cast(), 4) };
+    assert_eq!(r, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+    sender.send_to(messages, to).unwrap();
+}
+
+#[test]
+fn a_relay_shard_with_offloads_splits_gro_batches_and_forwards_them_as_gso_sends_with_one_hop_less() {
+    let next_hop = UdpSocket::bind("127.0.0.1:0").unwrap();
+    next_hop.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    grow_receive_buffer(&next_hop);
+    let next_addr = next_hop.local_addr().unwrap();
+    let shard = Running::start(true, "relay-gso", move || {
+        PassthroughEngine::new(
+            Some("400:0:0:1::1".parse().unwrap()),
+            false,
+            &[("400:0:0:2::1".parse().unwrap(), next_addr)],
+        )
+    });
+    const SENDS: usize = 20;
+    const PER_SEND: usize = 40;
+    let len = passthrough::HEADER_LEN + 40 + 4;
+    let port = shard.port;
+    let reader = std::thread::spawn(move || {
+        let mut seen = vec![false; SENDS * PER_SEND];
+        let mut buf = [0u8; 2048];
+        for k in 0..SENDS * PER_SEND {
+            let (n, from) =
+                next_hop.recv_from(&mut buf).unwrap_or_else(|e| panic!("relayed datagram {k} within 5 s: {e}"));
+            assert_eq!(from.port(), port, "relayed from the node's port");
+            assert_eq!(n, len, "one datagram each, as sent");
+            assert_eq!(buf[3], 4, "hop limit decremented");
+            let i = u32::from_be_bytes(buf[n - 4..n].try_into().unwrap()) as usize;
+            assert!(!seen[i], "datagram {i} twice");
+            seen[i] = true;
+        }
+    });
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{}", shard.port).parse().unwrap();
+    for s in 0..SENDS {
+        let mut msgs = Vec::new();
+        for i in 0..PER_SEND {
+            msgs.extend_from_slice(&passthrough::header(false, 5));
+            msgs.extend_from_slice(&ipv6_packet("400:0:0:2::1"));
+            msgs.extend_from_slice(&((s * PER_SEND + i) as u32).to_be_bytes());
+        }
+        send_gso(&sender, to, &msgs, len);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let joined = reader.join();
+    let total = (SENDS * PER_SEND) as u64;
+    assert!(joined.is_ok(), "every datagram relayed once: {:?}", shard.counters());
+    let c = shard.wait_for("counters catch up", |c| c.underlay_tx_packets == total);
+    assert_eq!(c.underlay_rx_packets, total);
+    assert_eq!(c.drops.iter().sum::<u64>(), 0);
+    assert!(c.batches <= 2 * SENDS as u64, "GRO batches, not datagram by datagram: {} batches", c.batches);
+    shard.stop();
+}
+
 #[test]
 fn datagrams_the_engine_rejects_or_that_overflow_the_buffer_are_counted_not_forwarded() {
-    let shard = Running::start("reject", || PassthroughEngine::new(None, false, &[]));
+    let shard = Running::start(false, "reject", || PassthroughEngine::new(None, false, &[]));
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to: SocketAddr = format!("127.0.0.1:{}", shard.port).parse().unwrap();
     sender.send_to(b"garbage", to).unwrap();
@@ -195,7 +283,7 @@ fn outputs_naming_foreign_buffers_or_bad_ranges_are_refused_and_counted() {
     let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
     echo.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let echo_to = echo.local_addr().unwrap();
-    let shard = Running::start("misbehave", move || Misbehaving { echo_to });
+    let shard = Running::start(false, "misbehave", move || Misbehaving { echo_to });
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.send_to(b"one", format!("127.0.0.1:{}", shard.port)).unwrap();
     let mut buf = [0u8; 16];

@@ -13,11 +13,13 @@
 pub mod address;
 pub mod handshake;
 pub mod keytable;
+pub mod offload;
 pub mod seeds;
 
 pub use address::address_parse;
 pub use handshake::handshake_respond;
 pub use keytable::keytable_validate;
+pub use offload::offload_split;
 
 use mycelium_common::crypto::{Nonce, TAG_LEN};
 use mycelium_common::wire::tlv::{ControlMessage, TLV_HEADER_LEN, Tlv, TlvIter};

@@ -25,7 +25,7 @@ pub struct Seed {
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target's name with its check function.
-pub const TARGETS: [(&str, Check); 8] = [
+pub const TARGETS: [(&str, Check); 9] = [
     ("routed", crate::routed),
     ("control_packet", crate::control_packet),
     ("handshake_init", crate::handshake_init),
@@ -34,7 +34,35 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("keytable_validate", crate::keytable_validate),
     ("handshake_respond", crate::handshake_respond),
     ("address_parse", crate::address_parse),
+    ("offload_split", crate::offload_split),
 ];
+
+/// A vnet header and an IPv6 packet (TCP with a timestamp option, or UDP) with `payload` bytes.
+fn offload_input(gso_type: u8, gso_size: u16, flags: u8, proto: u8, payload: usize) -> Vec<u8> {
+    let l4 = if proto == 6 { 32 } else { 8 };
+    let mut p = vec![1, gso_type, (40 + l4) as u8, 0, 0, 0, 40, 0, if proto == 6 { 16 } else { 6 }, 0];
+    p[4..6].copy_from_slice(&gso_size.to_le_bytes());
+    let mut ip = vec![0u8; 40 + l4];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&((l4 + payload) as u16).to_be_bytes());
+    ip[6] = proto;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(address(0x04, 1).as_bytes());
+    ip[24..40].copy_from_slice(address(0x05, 2).as_bytes());
+    ip[40..44].copy_from_slice(&[0x9c, 0x40, 0x14, 0x51]);
+    if proto == 6 {
+        ip[44..48].copy_from_slice(&7u32.to_be_bytes());
+        ip[52] = 8 << 4;
+        ip[53] = flags;
+        ip[54..56].copy_from_slice(&512u16.to_be_bytes());
+        ip[60..72].copy_from_slice(&[1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7]);
+    } else {
+        ip[44..46].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    }
+    p.extend_from_slice(&ip);
+    p.extend((0..payload).map(|i| (i * 7) as u8));
+    p
+}
 
 fn address(first: u8, last: u8) -> OverlayAddress {
     let mut bytes = [0x11u8; 16];
@@ -214,6 +242,10 @@ pub fn all() -> Vec<Seed> {
     for (name, bytes) in handshake_messages() {
         seeds.push(seed("handshake_respond", name, bytes));
     }
+    seeds.push(seed("offload_split", "tso-ack-psh", offload_input(4, 1308, 0x18, 6, 6000)));
+    seeds.push(seed("offload_split", "tso-many", offload_input(4, 536, 0x10, 6, 60_000)));
+    seeds.push(seed("offload_split", "uso", offload_input(5, 1200, 0, 17, 3001)));
+    seeds.push(seed("offload_split", "needs-csum", offload_input(0, 0, 0x10, 6, 100)));
     for (name, text) in ADDRESS_TEXT {
         seeds.push(seed("address_parse", name, text.as_bytes().to_vec()));
     }

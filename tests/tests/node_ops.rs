@@ -177,5 +177,19 @@ fn every_mctl_command_and_the_metrics_endpoint_show_the_real_mesh() {
         ping_until_reachable(&a, &addr_c, Duration::from_secs(5));
         scrape(&b).lines().any(|l| l.starts_with(&a_source) && !l.ends_with(" 0"))
     });
+
+    // Per-link traffic: 20 MB from A to C through B leave B on its link to
+    // C, while its link to A only carries the acknowledgements back.
+    let link_tx = |peer: &str| -> u64 {
+        let peers = json(&b, &node_b, &["peers"]);
+        let p = peers.as_array().unwrap().iter().find(|p| p["address"] == peer).unwrap_or_else(|| panic!("{peers}"));
+        p["links"][0]["txBytes"].as_u64().unwrap_or_else(|| panic!("{peers}"))
+    };
+    let before = (link_tx(&node_a.address()), link_tx(&addr_c));
+    let port = format!("[{addr_c}]:5600").parse().unwrap();
+    mycelium_tests::netns::transfer(&a, &c, port, 20 << 20);
+    wait_for(Duration::from_secs(5), "B's link counters to catch up", || link_tx(&addr_c) - before.1 >= 20 << 20);
+    let (to_a, to_c) = (link_tx(&node_a.address()) - before.0, link_tx(&addr_c) - before.1);
+    assert!(to_a < to_c / 4, "B sent {to_c} bytes on its link to C and only {to_a} on its link to A");
     drop((node_a, node_b, node_c));
 }

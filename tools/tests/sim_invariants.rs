@@ -13,13 +13,17 @@ use support::*;
 #[test]
 #[should_panic(expected = "routing loop")]
 fn the_checker_catches_a_loop_made_from_a_forged_update() {
-    // n0 - n1 (fiber) and n1 - n2 (satellite). A forged update "from n1"
-    // makes n0 route to n2 through n1 with a fresh seqno; n0 passes it on,
-    // n1 finds it much better than its satellite hop and takes it: n1 -> n0
-    // -> n1. Only forged state can do this, and the checker must see it.
-    let mut t = Topology::new(3);
+    // A square n0 - n1 - n3 - n0 of fiber, and n1 - n2 over satellite. A
+    // forged update "from n1" makes n0 route to n2 through n1 with a fresh
+    // seqno. Split horizon keeps n0 from offering it back to n1, but n0
+    // passes it on to n3, n3 to n1, and n1 finds it much better than its
+    // satellite hop: n1 -> n3 -> n0 -> n1. Only forged state can do this,
+    // and the checker must see it.
+    let mut t = Topology::new(4);
     t.link(0, 1, fiber(10));
     t.link(1, 2, fiber(300).class(LinkClass::Satellite));
+    t.link(0, 3, fiber(10));
+    t.link(3, 1, fiber(10));
     let mut sim = Sim::new(t, SimConfig::default());
     sim.run_until(secs(10));
     let target = sim.node(2).key;

@@ -67,6 +67,10 @@ pub struct NodeConfig {
     pub instance: Option<String>,
     /// No TUN device: relay only (default false).
     pub no_tun: bool,
+    /// Cap on transit forwarding, Mbit/s (default none).
+    pub transit_limit_mbps: Option<f64>,
+    /// Run the dataplane without TUN and UDP offloads (default false).
+    pub no_offload: bool,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -90,6 +94,8 @@ impl Default for NodeConfig {
             metrics_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9990)),
             instance: None,
             no_tun: false,
+            transit_limit_mbps: None,
+            no_offload: false,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -178,6 +184,13 @@ impl NodeConfig {
             config.instance = Some(v);
         }
         config.no_tun = cli.no_tun.or(file.no_tun).unwrap_or(config.no_tun);
+        if let Some(v) = cli.transit_limit_mbps.or(file.transit_limit_mbps) {
+            if !(v.is_finite() && (0.001..=1e7).contains(&v)) {
+                return Err(invalid("transit_limit_mbps", v, "expected Mbit/s between 0.001 and 10000000"));
+            }
+            config.transit_limit_mbps = Some(v);
+        }
+        config.no_offload = cli.no_offload.or(file.no_offload).unwrap_or(config.no_offload);
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub instance: Option<String>,
     pub no_tun: Option<bool>,
+    pub transit_limit_mbps: Option<f64>,
+    pub no_offload: Option<bool>,
     pub lan_discovery: Option<bool>,
     pub target_peers: Option<i64>,
     pub position: Option<RawPosition>,
@@ -80,6 +82,13 @@ pub struct Cli {
     /// Run without a TUN device (a pure relay) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub no_tun: Option<bool>,
+    /// Cap on what the node forwards for others, Mbit/s, shared fairly between sources [default: no cap].
+    #[arg(long, value_name = "MBPS")]
+    pub transit_limit_mbps: Option<f64>,
+    /// Run the dataplane without TUN and UDP offloads (TSO/USO, UDP GSO/GRO),
+    /// packet by packet [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub no_offload: Option<bool>,
     /// Find peers on the local link with multicast beacons [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub lan_discovery: Option<bool>,

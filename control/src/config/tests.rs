@@ -50,6 +50,8 @@ fn the_example_config_parses_and_sets_every_key() {
         "metrics_listen",
         "instance",
         "no_tun",
+        "transit_limit_mbps",
+        "no_offload",
         "lan_discovery",
         "target_peers",
         "position",
@@ -139,6 +141,8 @@ fn invalid_values_are_reported_with_their_key_and_value() {
         ("tun_name = \"sixteen-chars-xx\"", "config: tun_name = \"sixteen-chars-xx\""),
         ("instance = \"../etc\"", "config: instance = \"../etc\""),
         ("target_peers = -1", "config: target_peers = -1: expected 0-256"),
+        ("transit_limit_mbps = 0.0", "config: transit_limit_mbps = 0.0: expected Mbit/s between"),
+        ("transit_limit_mbps = -5.0", "config: transit_limit_mbps = -5.0: expected Mbit/s between"),
         ("position = { lat = 91.0, lon = 0.0 }", "config: position = { lat = 91.0, lon = 0.0 }: latitude"),
         ("log_level = \"loud\"", "config: log_level = \"loud\": expected error, warn"),
         ("log_format = \"xml\"", "config: log_format = \"xml\": expected text or json"),
@@ -231,4 +235,14 @@ fn the_help_text_lists_every_flag() {
     }
     assert!(help.contains("udp://[KEY@]HOST:PORT"));
     Cli::command().debug_assert();
+}
+
+#[test]
+fn offloads_are_on_unless_the_file_or_a_flag_turns_them_off() {
+    assert!(!from_file("").unwrap().no_offload);
+    let file = "no_offload = true\n";
+    assert!(from_file(file).unwrap().no_offload);
+    let flag_on = NodeConfig::from_sources(Some((Path::new("f"), file)), &cli(&["--no-offload=false"])).unwrap();
+    assert!(!flag_on.no_offload);
+    assert!(NodeConfig::from_sources(None, &cli(&["--no-offload"])).unwrap().no_offload);
 }

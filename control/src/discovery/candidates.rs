@@ -12,6 +12,10 @@ use crate::peer::LinkId;
 /// Where a candidate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
+    /// A neighbour of this node's previous run (read back from its last
+    /// published snapshot after a restart): dialed at once, whatever the
+    /// target, since it was a link a moment ago.
+    Previous,
     /// A LAN beacon (dialed first: a neighbour on the link is the best peer).
     Lan,
     /// A neighbour's peer exchange.

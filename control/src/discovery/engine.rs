@@ -29,6 +29,8 @@ struct StaticEntry {
     link: Option<LinkId>,
     /// Where the last key query went.
     queried: Option<SocketAddr>,
+    /// The address it was last resolved to (canonical).
+    resolved: Option<SocketAddr>,
     next_attempt: Timestamp,
     attempts: u32,
 }
@@ -52,7 +54,15 @@ impl Discovery {
     pub fn new(config: DiscoveryConfig, local: PublicKey, statics: Vec<StaticPeer>, now: Timestamp) -> Self {
         let statics = statics
             .into_iter()
-            .map(|peer| StaticEntry { key: peer.key, peer, link: None, queried: None, next_attempt: now, attempts: 0 })
+            .map(|peer| StaticEntry {
+                key: peer.key,
+                peer,
+                link: None,
+                queried: None,
+                resolved: None,
+                next_attempt: now,
+                attempts: 0,
+            })
             .collect();
         Discovery {
             candidates: Candidates::new(config.max_candidates),
@@ -69,6 +79,18 @@ impl Discovery {
     /// Our beacon (multicast it every [`super::beacon::BEACON_INTERVAL`]).
     pub fn beacon(&self) -> Beacon {
         Beacon { port: self.config.port, key: self.local, query: false }
+    }
+
+    /// Which configured static peer (its index in the list given to
+    /// [`new`](Self::new)) the link `link` at `endpoint` belongs to: the
+    /// one that dialed it, or else the one whose last resolved address it
+    /// is (the peer may have dialed us first).
+    pub fn static_index(&self, link: LinkId, endpoint: SocketAddr) -> Option<usize> {
+        let endpoint = crate::peer::canonical_endpoint(endpoint);
+        self.statics
+            .iter()
+            .position(|s| s.link == Some(link))
+            .or_else(|| self.statics.iter().position(|s| s.resolved == Some(endpoint)))
     }
 
     /// The learnt candidates.
@@ -117,7 +139,10 @@ impl Discovery {
         }
         let backoff = backoff_delay(initial, max, entry.attempts, 0);
         let endpoint = match entry.peer.resolve(resolver) {
-            Ok(endpoint) => endpoint,
+            Ok(endpoint) => {
+                entry.resolved = Some(crate::peer::canonical_endpoint(endpoint));
+                endpoint
+            }
             Err(_) => {
                 self.resolve_failures += 1;
                 entry.attempts += 1;
@@ -191,6 +216,28 @@ impl Discovery {
         }
     }
 
+    /// Dials the neighbours of this node's previous run at once (a daemon
+    /// restarted: they still hold links to it whose keys it lost, and a
+    /// new handshake replaces those keys on their side within a round
+    /// trip, instead of after their dead interval). Each becomes a
+    /// candidate, forgotten like any other if its dials keep failing.
+    pub fn restore(&mut self, now: Timestamp, previous: &[(SocketAddr, PublicKey)], peers: &mut PeerManager) {
+        for &(endpoint, key) in previous {
+            if key == self.local || peers.link_at(endpoint).is_some() {
+                continue;
+            }
+            self.candidates.learn(now, endpoint, key, Source::Previous);
+            match peers.connect(now, endpoint, key) {
+                Ok(link) => {
+                    if let Some(c) = self.candidates.get_mut(&endpoint) {
+                        c.link = Some(link);
+                    }
+                }
+                Err(_) => self.candidates.forget(&endpoint),
+            }
+        }
+    }
+
     /// Learns from peer exchanges, brings the next exchange forward when a
     /// link comes up, and follows links that failed or went down: a DNS static peer is resolved again (the manager redials it at
     /// the new address), a candidate that keeps failing is dropped.
@@ -216,11 +263,12 @@ impl Discovery {
             }
             PeerEvent::Failed { link, .. } | PeerEvent::Down { link, .. } => {
                 let failed = matches!(event, PeerEvent::Failed { .. });
-                if let Some(entry) = self.statics.iter().find(|s| s.link == Some(*link)) {
+                if let Some(entry) = self.statics.iter_mut().find(|s| s.link == Some(*link)) {
                     if matches!(entry.peer.host, Host::Dns(_)) {
                         match entry.peer.resolve(resolver) {
                             Ok(endpoint) => {
                                 peers.set_endpoint(*link, endpoint);
+                                entry.resolved = Some(crate::peer::canonical_endpoint(endpoint));
                             }
                             Err(_) => self.resolve_failures += 1,
                         }

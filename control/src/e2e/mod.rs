@@ -16,6 +16,18 @@
 //! every session is dropped and re-established: the new dataplane's counters
 //! start at zero, so old keys must never be used again.
 //!
+//! Crossed handshakes: when both nodes start a handshake at once (each had
+//! a packet for the other), each responds to the other's init and completes
+//! its own, so each holds both sessions, installed in opposite orders. Were
+//! the latest one simply made current, each side would send with a
+//! different session, and once the grace period dropped the older receive
+//! keys neither could open what the other sends (nothing punts a packet
+//! that arrives with an unknown key id) until the next rekey. So of two
+//! sessions started by different sides and completed within
+//! [`E2eConfig::crossing_window`], both sides make current the one started
+//! by the node with the smaller public key; the other stays a receive key
+//! for the grace period.
+//!
 //! Forward secrecy: each handshake uses fresh ephemeral keys on both sides
 //! (see `mycelium_common::handshake`), and session keys live only in the
 //! daemon's memory and the dataplane's 0600 shared-memory key table.
@@ -26,6 +38,7 @@
 //! [`SessionManager::key_table`]. Call [`SessionManager::handle_timeout`] at
 //! [`SessionManager::poll_timeout`].
 
+mod import;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -61,6 +74,10 @@ pub struct E2eConfig {
     pub retry_max: Duration,
     /// Give up on a handshake after this long without a response.
     pub handshake_timeout: Duration,
+    /// Two sessions with one peer, one started by each side, completed
+    /// within this of each other crossed: see [`SessionManager`]'s docs on
+    /// crossed handshakes.
+    pub crossing_window: Duration,
     /// Packets each sending shard may seal per session (well below the
     /// nonce and replay-window limits).
     pub packet_limit: u64,
@@ -75,6 +92,7 @@ impl Default for E2eConfig {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(8),
             handshake_timeout: Duration::from_secs(60),
+            crossing_window: Duration::from_secs(5),
             packet_limit: 1 << 34,
         }
     }
@@ -301,15 +319,29 @@ impl SessionManager {
         self.next_session_id += 1;
         let peer = established.peer;
         info!(peer = %peer.address(), session_id, "end-to-end session established");
-        let session = Session::new(established, session_id, now);
+        let mut session = Session::new(established, session_id, now);
+        let (local, window) = (self.local_key, self.config.crossing_window);
         let entry = self.peers.entry(peer).or_default();
+        // Crossed handshakes (see the module docs): both sides keep the
+        // session started by the smaller key.
+        let keep_current = entry.current.as_ref().is_some_and(|c| {
+            c.initiated_here() != session.initiated_here()
+                && now.saturating_since(c.created()) < window
+                && initiator(c, &local, &peer).as_bytes() < initiator(&session, &local, &peer).as_bytes()
+        });
         if let Some(old) = entry.previous.take() {
             self.indexes.remove(&old.local_index());
         }
-        entry.previous = entry.current.replace(session).map(|mut old| {
-            old.retire(now);
-            old
-        });
+        if keep_current {
+            debug!(peer = %peer.address(), session_id, "crossed handshakes: keeping the session the smaller key started");
+            session.retire(now);
+            entry.previous = Some(session);
+        } else {
+            entry.previous = entry.current.replace(session).map(|mut old| {
+                old.retire(now);
+                old
+            });
+        }
         self.changed = true;
     }
 
@@ -403,6 +435,11 @@ impl SessionManager {
     pub fn sessions(&self) -> impl Iterator<Item = (&PublicKey, &Session)> {
         self.peers.iter().filter_map(|(k, p)| p.current.as_ref().map(|s| (k, s)))
     }
+}
+
+/// The node that started `session`: us (`local`) or the peer.
+fn initiator<'a>(session: &Session, local: &'a PublicKey, peer: &'a PublicKey) -> &'a PublicKey {
+    if session.initiated_here() { local } else { peer }
 }
 
 /// A ROUTED_HANDSHAKE packet from `from` to `to` carrying `message`.

@@ -159,6 +159,41 @@ fn rekeying_keeps_the_previous_receive_key_for_a_grace_period() {
     assert_eq!(p.b.key_table(3, after_grace).receive.len(), 1, "the old key is gone after the grace period");
 }
 
+/// Both sides start a handshake at once; `a_completes_first`: A gets the
+/// response to its init before B's init reaches it. Returns the pair
+/// after the grace period (when only the current sessions' keys are left).
+fn crossed(a_completes_first: bool) -> Pair {
+    let mut p = pair();
+    p.a.handle_no_session(t(0), 2, p.key_b, &mut p.rng);
+    p.b.handle_no_session(t(0), 2, p.key_a, &mut p.rng);
+    let (init_a, init_b) = (p.a.poll_transmit().unwrap(), p.b.poll_transmit().unwrap());
+    p.b.handle_routed_handshake(t(1), &init_a.packet, &mut p.rng).unwrap();
+    let response_b = p.b.poll_transmit().unwrap();
+    if a_completes_first {
+        p.a.handle_routed_handshake(t(2), &response_b.packet, &mut p.rng).unwrap();
+        p.a.handle_routed_handshake(t(3), &init_b.packet, &mut p.rng).unwrap();
+    } else {
+        p.a.handle_routed_handshake(t(2), &init_b.packet, &mut p.rng).unwrap();
+        p.a.handle_routed_handshake(t(3), &response_b.packet, &mut p.rng).unwrap();
+    }
+    let response_a = p.a.poll_transmit().unwrap();
+    p.b.handle_routed_handshake(t(4), &response_a.packet, &mut p.rng).unwrap();
+    assert!(p.a.poll_transmit().is_none() && p.b.poll_transmit().is_none());
+    let after_grace = t(4) + Duration::from_secs(31);
+    p.a.handle_timeout(after_grace, 3, &mut p.rng);
+    p.b.handle_timeout(after_grace, 3, &mut p.rng);
+    p
+}
+
+#[test]
+fn crossed_handshakes_leave_both_sides_sending_with_one_session_after_the_grace_period() {
+    for a_completes_first in [false, true] {
+        let p = crossed(a_completes_first);
+        assert!(keys_match(&p.a, &p.b, &p.key_b), "A seals what B opens (A completed first: {a_completes_first})");
+        assert!(keys_match(&p.b, &p.a, &p.key_a), "B seals what A opens (A completed first: {a_completes_first})");
+    }
+}
+
 #[test]
 fn a_dataplane_restart_re_establishes_every_session() {
     let mut p = pair();
@@ -184,4 +219,41 @@ fn garbage_routed_handshakes_are_errors_not_panics() {
         }
         assert!(p.b.handle_routed_handshake(t(1), &junk, &mut p.rng).is_err());
     }
+}
+
+#[test]
+fn a_restarted_manager_adopts_the_published_sessions_of_its_dataplane_epoch_only() {
+    let mut p = pair();
+    p.a.handle_no_session(t(0), 2, p.key_b, &mut p.rng);
+    exchange(&mut p, t(5));
+    let published = p.a.key_table(7, t(5)).to_bytes();
+    let view = KeyTableView::validate(&published).unwrap();
+
+    // A new run of A, adopting the dataplane of epoch 11.
+    let mut again = SessionManager::new(SecretKey::from_bytes([1; 32]), E2eConfig::default());
+    again.set_session_id_base(1_000);
+    assert_eq!(again.import(t(9), 99, &view), 0, "sessions of another dataplane are not taken");
+    assert_eq!(again.import(t(9), 11, &view), 1);
+    assert!(again.poll_key_table_changed());
+    let republished = again.key_table(8, t(9));
+    let original = p.a.key_table(8, t(9));
+    assert_eq!(republished.send, original.send, "same keys, ids and session id: the dataplane keeps its counters");
+    assert_eq!(republished.receive, original.receive);
+    assert!(keys_match(&again, &p.b, &p.key_b), "A still seals what B opens");
+    // The dataplane's epoch is the one adopted: nothing is torn down.
+    again.handle_epoch(t(10), 3, 11, &mut p.rng);
+    assert!(again.poll_transmit().is_none());
+    assert_eq!(again.sessions().count(), 1);
+    // A session made later gets an id above the adopted one and the base.
+    let mut fresh = SessionManager::new(SecretKey::from_bytes([1; 32]), E2eConfig::default());
+    fresh.set_session_id_base(1_000);
+    fresh.handle_epoch(t(0), 1, 11, &mut p.rng);
+    fresh.handle_no_session(t(0), 5, p.key_b, &mut p.rng);
+    let init = fresh.poll_transmit().unwrap();
+    let response = {
+        p.b.handle_routed_handshake(t(1), &init.packet, &mut p.rng).unwrap();
+        p.b.poll_transmit().unwrap()
+    };
+    fresh.handle_routed_handshake(t(2), &response.packet, &mut p.rng).unwrap();
+    assert!(fresh.key_table(1, t(2)).send[0].session_id >= 1_000);
 }

@@ -2,7 +2,10 @@
 //!
 //! The last 16 expected hellos of the neighbour are a bit history: a 1 for
 //! each one heard, a 0 for each one missed (a seqno gap, or the hello timer
-//! of 1.5 announced intervals running out). The fraction of ones is our
+//! of 1.5 announced intervals running out). A hello the timer gave up on
+//! may still arrive, delayed (queueing, a path whose delay just grew): as
+//! RFC 8966 Appendix A.1 says, the history is then undone back to it and
+//! it counts as heard, so a slower path is not taken for a dead one. The fraction of ones is our
 //! receive probability `p_in`; we send it to the neighbour as Babel's
 //! `rxcost = 256 / p_in`, and the neighbour's rxcost in its IHU gives the
 //! other direction, `p_out = 256 / txcost`. `ETX = 1 / (p_in * p_out)`.
@@ -23,7 +26,10 @@ pub enum HelloOutcome {
     Gap(u16),
     /// First hello, or a jump of more than 16: history restarted.
     Reset,
-    /// Earlier than expected (late or duplicated): ignored.
+    /// Earlier than expected, and the hello timer had counted it (and this
+    /// many hellos in all) as missed: those misses were undone.
+    Recovered(u16),
+    /// Earlier than expected otherwise (a duplicate, or reordered): ignored.
     Late,
 }
 
@@ -35,6 +41,8 @@ pub struct HelloHistory {
     len: u8,
     expected: Option<u16>,
     consecutive: u16,
+    /// The newest entries that are hello-timer misses, not seqno gaps.
+    timer_misses: u16,
     received: u64,
     missed: u64,
 }
@@ -51,7 +59,16 @@ impl HelloHistory {
                 } else if (1..=SEQNO_WINDOW).contains(&diff) {
                     HelloOutcome::Gap(diff as u16)
                 } else if (-SEQNO_WINDOW..0).contains(&diff) {
-                    HelloOutcome::Late
+                    //= https://www.rfc-editor.org/rfc/rfc8966#appendix-A.1
+                    //~ if the received nr is smaller (modulo 2^16) than the
+                    //~ expected sequence number ne, then the sending node has
+                    //~ increased its Hello interval without our noticing; the
+                    //~ receiving node removes the last (ne - nr) entries from
+                    //~ this neighbour's Hello history (we "undo history")
+                    // Only entries the timer guessed are undone: a hello that
+                    // was heard once (a duplicate) stays ignored.
+                    let back = diff.unsigned_abs();
+                    if back <= self.timer_misses { HelloOutcome::Recovered(back) } else { HelloOutcome::Late }
                 } else {
                     HelloOutcome::Reset
                 }
@@ -59,6 +76,11 @@ impl HelloHistory {
         };
         match outcome {
             HelloOutcome::Late => return outcome,
+            HelloOutcome::Recovered(back) => {
+                self.bits >>= back;
+                self.len = self.len.saturating_sub(back.min(16) as u8);
+                self.missed = self.missed.saturating_sub(u64::from(back));
+            }
             HelloOutcome::Reset => {
                 self.bits = 0;
                 self.len = 0;
@@ -74,6 +96,7 @@ impl HelloHistory {
             HelloOutcome::InOrder => {}
         }
         self.shift(true);
+        self.timer_misses = 0;
         self.consecutive = self.consecutive.saturating_add(1);
         self.received += 1;
         self.expected = Some(seqno.wrapping_add(1));
@@ -86,6 +109,7 @@ impl HelloHistory {
             self.shift(false);
             self.consecutive = 0;
             self.missed += 1;
+            self.timer_misses = self.timer_misses.saturating_add(1).min(SEQNO_WINDOW as u16);
             self.expected = Some(expected.wrapping_add(1));
         }
     }
@@ -179,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn missed_timers_shift_zeros_and_late_hellos_are_ignored() {
+    fn missed_timers_shift_zeros_until_the_late_hello_arrives_and_undoes_them() {
         let mut h = HelloHistory::default();
         h.on_missed(); // no history yet: nothing to miss
         assert_eq!(h.totals(), (0, 0));
@@ -187,10 +211,31 @@ mod tests {
             h.on_hello(s);
         }
         h.on_missed();
+        h.on_missed();
         assert_eq!(h.consecutive(), 0);
-        assert_eq!(h.on_hello(4), HelloOutcome::Late);
+        assert_eq!(h.receive_probability(), 4.0 / 6.0);
+        // Hello 4 was only delayed: both misses since are undone, it counts.
+        assert_eq!(h.on_hello(4), HelloOutcome::Recovered(2));
+        assert_eq!(h.receive_probability(), 1.0);
+        assert_eq!(h.totals(), (5, 0));
         assert_eq!(h.on_hello(5), HelloOutcome::InOrder);
-        assert_eq!(h.receive_probability(), 5.0 / 6.0);
+        assert_eq!(h.receive_probability(), 1.0);
+    }
+
+    #[test]
+    fn duplicates_and_hellos_older_than_the_timer_misses_are_ignored() {
+        let mut h = HelloHistory::default();
+        for s in 0..4 {
+            h.on_hello(s);
+        }
+        assert_eq!(h.on_hello(2), HelloOutcome::Late, "a duplicate");
+        h.on_missed();
+        assert_eq!(h.on_hello(2), HelloOutcome::Late, "older than the one missed");
+        assert_eq!(h.receive_probability(), 4.0 / 5.0);
+        // A seqno gap is a real loss, not undone by a late arrival.
+        assert_eq!(h.on_hello(7), HelloOutcome::Gap(2));
+        assert_eq!(h.on_hello(6), HelloOutcome::Late);
+        assert_eq!(h.totals(), (5, 3));
     }
 
     #[test]

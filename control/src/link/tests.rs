@@ -102,6 +102,25 @@ fn an_active_link_is_declared_down_within_500_ms_of_the_neighbour_going_silent()
 }
 
 #[test]
+fn an_active_link_stays_up_when_its_delay_jumps_by_200_ms() {
+    // Regression: hellos held up longer than the hello timer (1.5
+    // intervals) were counted as missed, and when they arrived they were
+    // ignored as late, so a path that merely got slower went down.
+    let mut s = sim(5);
+    s.traffic_bps = Some(10_000_000);
+    s.run_for(Duration::from_secs(3));
+    let jump = s.now;
+    s.pipes[0].delay = Duration::from_millis(200);
+    s.pipes[1].delay = Duration::from_millis(200);
+    s.run_for(Duration::from_secs(5));
+    assert_eq!(down_at(&s, 0, jump), None, "node 0 kept the link up");
+    assert_eq!(down_at(&s, 1, jump), None, "node 1 kept the link up");
+    let rtt = s.links[0].metrics().rtt.unwrap();
+    assert!(rtt > Duration::from_millis(350), "the RTT follows: {rtt:?}");
+    assert!(s.links[0].metrics().loss_ratio < 0.01, "and the delayed hellos count as heard");
+}
+
+#[test]
 fn an_idle_link_is_declared_down_much_more_slowly() {
     let mut s = sim(10);
     s.run_for(Duration::from_secs(30));
@@ -412,4 +431,34 @@ fn hostile_or_garbled_messages_never_panic_and_time_always_advances() {
         assert!(link.poll_timeout() > now, "deadline {:?} not after {:?}", link.poll_timeout(), now);
         let _ = link.metrics();
     }
+}
+
+/// Times of the hellos a lone link sends between `from` and `to` (ms),
+/// stepping its timers every millisecond.
+fn hello_times(link: &mut Link, from: u64, to: u64) -> Vec<u64> {
+    let mut times = Vec::new();
+    for ms in from..to {
+        let now = Timestamp::from_nanos(ms * 1_000_000);
+        if now >= link.poll_timeout() {
+            link.handle_timeout(now);
+        }
+        while let Some(m) = link.poll_transmit(now) {
+            if matches!(m, ControlMessage::Hello(_)) {
+                times.push(ms);
+            }
+        }
+    }
+    times
+}
+
+#[test]
+fn new_keys_bring_fast_hellos_for_a_while_so_a_restarted_neighbour_proves_us_quickly() {
+    let mut link = Link::new(Timestamp::from_nanos(0), LinkConfig::default());
+    assert_eq!(hello_times(&mut link, 0, 10_000).len(), 3, "idle: a hello every 4 s");
+    link.handle_new_keys(Timestamp::from_nanos(10_000 * 1_000_000));
+    let fast = hello_times(&mut link, 10_000, 12_000);
+    assert_eq!(fast.first(), Some(&10_000), "the first fast hello goes at once");
+    assert!(fast.len() >= 35, "hellos every 50 ms for 2 s: {}", fast.len());
+    let later = hello_times(&mut link, 12_500, 30_000);
+    assert!(later.len() <= 8, "back to the idle pace: {later:?}");
 }

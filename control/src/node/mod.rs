@@ -19,6 +19,8 @@
 //! Driving it: call a `handle_*`, then drain [`NodeCore::poll_output`] until
 //! `None`; call [`NodeCore::handle_timeout`] at [`NodeCore::poll_timeout`].
 
+#[cfg(test)]
+mod multilink_tests;
 mod snapshot;
 mod status;
 #[cfg(test)]
@@ -40,7 +42,7 @@ use crate::daemon::punt::Punted;
 use crate::discovery::beacon::Beacon;
 use crate::discovery::{Discovery, DiscoveryConfig, Resolver, StaticPeer};
 use crate::e2e::{E2eConfig, SessionManager};
-use crate::link::{Link, LinkConfig, LinkEvent};
+use crate::link::{Link, LinkClass, LinkConfig, LinkEvent};
 use crate::peer::{self, Entropy, PeerEvent, PeerManager, PeeringConfig};
 use crate::routing::{Destination, LinkId, RouteTable, Router, RouterConfig, RouterEvent};
 
@@ -63,8 +65,13 @@ pub struct NodeSettings {
     pub peering: PeeringConfig,
     pub discovery: DiscoveryConfig,
     pub router: RouterConfig,
+    /// Settings of every link; a static peer's link takes its class from
+    /// `static_classes`.
     pub link: LinkConfig,
     pub e2e: E2eConfig,
+    /// The link class of each static peer, by its index in the list given
+    /// to [`NodeCore::new`]; a missing or `None` entry keeps `link.class`.
+    pub static_classes: Vec<Option<LinkClass>>,
 }
 
 /// One neighbour link that is up, and its measurement.
@@ -74,6 +81,8 @@ struct NodeLink {
     neighbour: PublicKey,
     endpoint: SocketAddr,
     link: Link,
+    /// Data bytes the dataplane carried on this link, `(tx, rx)`.
+    data: (u64, u64),
 }
 
 /// The composed node. See the module docs.
@@ -85,6 +94,7 @@ pub struct NodeCore {
     sessions: SessionManager,
     links: BTreeMap<LinkId, NodeLink>,
     link_config: LinkConfig,
+    static_classes: Vec<Option<LinkClass>>,
     entropy: Box<dyn Entropy>,
     resolver: Box<dyn Resolver + Send>,
     routes: RouteTable,
@@ -121,14 +131,18 @@ impl NodeCore {
         // never reuse one. Microseconds of wall time at start exceed any
         // count of earlier publications.
         let generation_base = wall_ns / 1_000;
+        let mut sessions = SessionManager::new(secret.clone(), settings.e2e);
+        // The same holds for session ids (see `e2e::import`).
+        sessions.set_session_id_base(generation_base);
         let mut node = NodeCore {
             key,
             peers: PeerManager::new(secret.clone(), settings.peering, peer_entropy, now, wall_ns),
             discovery: Discovery::new(settings.discovery, key, statics, now),
             router: Router::new(now, key, settings.router),
-            sessions: SessionManager::new(secret, settings.e2e),
+            sessions,
             links: BTreeMap::new(),
             link_config: settings.link,
+            static_classes: settings.static_classes,
             entropy,
             resolver,
             routes: RouteTable::default(),
@@ -181,6 +195,27 @@ impl NodeCore {
         self.pump(now);
     }
 
+    /// Dials the neighbours of this node's previous run (from the snapshot
+    /// it published before a restart): see `Discovery::restore`.
+    pub fn restore_links(&mut self, now: Timestamp, previous: &[(SocketAddr, PublicKey)]) {
+        self.discovery.restore(now, previous, &mut self.peers);
+        self.pump(now);
+    }
+
+    /// Takes over the end-to-end sessions a previous run left in the key
+    /// table of the dataplane (of epoch `epoch`) this run adopted: see
+    /// `e2e::import`. Returns how many.
+    pub fn import_sessions(
+        &mut self,
+        now: Timestamp,
+        epoch: u64,
+        table: &mycelium_common::keytable::KeyTableView<'_>,
+    ) -> usize {
+        let adopted = self.sessions.import(now, epoch, table);
+        self.pump(now);
+        adopted
+    }
+
     /// A LAN beacon heard on the link-local multicast group.
     pub fn handle_lan_beacon(&mut self, now: Timestamp, from: SocketAddr, beacon: &Beacon) {
         self.discovery.handle_beacon(now, from, beacon, true, &mut self.peers);
@@ -195,12 +230,16 @@ impl NodeCore {
         self.pump(now);
     }
 
-    /// The dataplane's cumulative underlay byte counters. Until the dataplane
-    /// counts per link, every link sees the node's totals: any traffic puts
-    /// all links in the fast-probing mode that detects failures quickly.
-    pub fn handle_traffic(&mut self, now: Timestamp, tx_bytes: u64, rx_bytes: u64) {
-        for nl in self.links.values_mut() {
-            nl.link.handle_traffic(now, tx_bytes, rx_bytes);
+    /// The dataplane's cumulative data bytes per link, `(link id, tx, rx)`
+    /// (routed packets only: control messages are counted by the peering
+    /// layer). Each link's measurement sees what it carried: its passive
+    /// capacity, and whether it is busy enough for fast hellos.
+    pub fn handle_link_traffic(&mut self, now: Timestamp, links: impl IntoIterator<Item = (u32, u64, u64)>) {
+        for (id, tx_bytes, rx_bytes) in links {
+            if let Some(nl) = self.links.get_mut(&LinkId(id)) {
+                nl.data = (tx_bytes, rx_bytes);
+                nl.link.handle_traffic(now, tx_bytes, rx_bytes);
+            }
         }
         self.pump(now);
     }
@@ -277,7 +316,18 @@ impl NodeCore {
                 let mut report = None;
                 while let Some(event) = nl.link.poll_event() {
                     match event {
-                        LinkEvent::Down => report = Some((METRIC_INFINITY, METRIC_INFINITY)),
+                        LinkEvent::Down => {
+                            let m = nl.link.metrics();
+                            info!(
+                                peer = %nl.neighbour.address(),
+                                endpoint = %nl.endpoint,
+                                last_hello = ?m.last_hello.map(|t| now.saturating_since(t)),
+                                neighbour_interval = ?m.neighbour_hello_interval,
+                                last_ihu = ?m.last_ihu.map(|t| now.saturating_since(t)),
+                                "link measured down"
+                            );
+                            report = Some((METRIC_INFINITY, METRIC_INFINITY))
+                        }
                         LinkEvent::CostChanged { cost, smoothed } => report = Some((cost, smoothed)),
                         LinkEvent::Up => info!(peer = %nl.neighbour.address(), "link measured up"),
                         LinkEvent::Implausible { measured, minimum } => {
@@ -291,11 +341,15 @@ impl NodeCore {
             }
             while let Some(t) = self.router.poll_transmit() {
                 match t.to {
-                    Destination::Link(id) => batches.entry(id).or_default().push(t.msg),
+                    Destination::Link(id) => {
+                        if let Some(nl) = self.links.get(&id) {
+                            batches.entry(id).or_default().push(t.message_for(&nl.neighbour));
+                        }
+                    }
                     Destination::AllLinks => {
                         for (id, nl) in &self.links {
                             if nl.link.is_up() {
-                                batches.entry(*id).or_default().push(t.msg);
+                                batches.entry(*id).or_default().push(t.message_for(&nl.neighbour));
                             }
                         }
                     }
@@ -325,7 +379,9 @@ impl NodeCore {
             while let Some(t) = self.sessions.poll_transmit() {
                 busy = true;
                 match self.next_hop_endpoint(&t.destination) {
-                    Some(to) => self.outputs.push_back(Output::Datagram { to, bytes: t.packet }),
+                    Some(to) => {
+                        self.outputs.push_back(Output::Datagram { to, bytes: t.packet });
+                    }
                     None => debug!(peer = %t.destination.address(), "no route for an end-to-end handshake yet"),
                 }
             }
@@ -358,13 +414,15 @@ impl NodeCore {
         match event {
             PeerEvent::Up { link, peer, endpoint } => {
                 let Some(id) = route_link(link) else { return };
-                info!(peer = %peer.address(), %endpoint, "peer up");
-                let nl = NodeLink {
-                    peer_link: link,
-                    neighbour: peer,
-                    endpoint,
-                    link: Link::new(now, self.link_config.clone()),
-                };
+                let class = self
+                    .discovery
+                    .static_index(link, endpoint)
+                    .and_then(|i| self.static_classes.get(i).cloned().flatten())
+                    .unwrap_or_else(|| self.link_config.class.clone());
+                info!(peer = %peer.address(), %endpoint, %class, "peer up");
+                let config = LinkConfig { class, ..self.link_config.clone() };
+                let nl =
+                    NodeLink { peer_link: link, neighbour: peer, endpoint, link: Link::new(now, config), data: (0, 0) };
                 self.links.insert(id, nl);
                 self.routes_dirty = true;
             }
@@ -379,7 +437,11 @@ impl NodeCore {
             PeerEvent::Failed { peer, endpoint, attempts, .. } => {
                 debug!(peer = %peer.address(), %endpoint, attempts, "dial failed");
             }
-            PeerEvent::Rekeyed { .. } => {}
+            PeerEvent::Rekeyed { link, .. } => {
+                if let Some(nl) = route_link(link).and_then(|id| self.links.get_mut(&id)) {
+                    nl.link.handle_new_keys(now);
+                }
+            }
             PeerEvent::Message { link, message } => {
                 let Some(id) = route_link(link) else { return };
                 let Some(nl) = self.links.get_mut(&id) else { return };

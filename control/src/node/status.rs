@@ -33,6 +33,7 @@ impl NodeCore {
             .map(|(id, nl)| {
                 let stats = self.peers.peers().find(|p| p.link == nl.peer_link).map(|p| p.stats);
                 let (rx, tx) = stats.map_or((0, 0), |s| (s.rx_bytes, s.tx_bytes));
+                let (rx, tx) = (rx + nl.data.1, tx + nl.data.0);
                 PeerInfo {
                     public_key: nl.neighbour.to_hex(),
                     address: nl.neighbour.address().to_string(),
@@ -62,7 +63,9 @@ impl NodeCore {
                 cost: u32::from(nl.link.cost()),
             });
         }
-        for entry in &self.routes.entries {
+        // The router's live table: the published one changes only with the
+        // selected next hops, so its metrics would be stale.
+        for entry in &self.router.route_table().entries {
             let prefix = entry.prefix.to_string();
             routes.push(self.route_info(&prefix, &entry.selected, RouteState::Selected, now));
             for fallback in &entry.fallbacks {

@@ -406,7 +406,11 @@ impl Router {
             router_id,
             prefix: prefix.prefix(),
         });
-        self.transmits.push_back(Transmit { to, msg });
+        // The neighbour our route goes through hears it as a retraction.
+        let poison = (router_id != self.local_key && metric != METRIC_INFINITY)
+            .then(|| self.prefixes.get(&prefix).and_then(|s| s.selected).map(|(_, neighbour)| neighbour))
+            .flatten();
+        self.transmits.push_back(Transmit { to, msg, poison });
         self.stats.updates_sent += 1;
         if router_id != self.local_key {
             self.sources.record_advertised(now, prefix, router_id, seqno, metric);
@@ -446,7 +450,7 @@ impl Router {
     }
 
     pub(super) fn push_transmit(&mut self, to: Destination, msg: ControlMessage) {
-        self.transmits.push_back(Transmit { to, msg });
+        self.transmits.push_back(Transmit { to, msg, poison: None });
     }
 
     pub(super) fn push_event(&mut self, event: RouterEvent) {

@@ -82,4 +82,22 @@ pub enum Destination {
 pub struct Transmit {
     pub to: Destination,
     pub msg: mycelium_common::wire::tlv::ControlMessage,
+    /// Split horizon with poisoned reverse: the neighbour an update's route
+    /// goes through, which must hear it as a retraction (its route via us
+    /// would come straight back to it). Send with [`Transmit::message_for`].
+    pub poison: Option<PublicKey>,
+}
+
+impl Transmit {
+    /// The message as sent on a link to `neighbour`: an update for a route
+    /// through that neighbour goes out with an infinite metric.
+    pub fn message_for(&self, neighbour: &PublicKey) -> mycelium_common::wire::tlv::ControlMessage {
+        match self.msg {
+            mycelium_common::wire::tlv::ControlMessage::Update(mut u) if self.poison.as_ref() == Some(neighbour) => {
+                u.metric = mycelium_common::wire::tlv::METRIC_INFINITY;
+                mycelium_common::wire::tlv::ControlMessage::Update(u)
+            }
+            msg => msg,
+        }
+    }
 }

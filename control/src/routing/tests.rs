@@ -114,6 +114,29 @@ fn an_unfeasible_update_is_not_selected_until_the_seqno_moves_on() {
 }
 
 #[test]
+fn an_unfeasible_metric_increase_on_the_selected_route_keeps_it_while_a_newer_seqno_is_requested() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_message(t(1), LinkId(0), &update_for(key(9), 5, 20));
+    drain(&mut r);
+    let prefix = key(9).address().subnet();
+    // We advertised 30 for seqno 5; the neighbour's metric grows to 40.
+    r.handle_message(t(2), LinkId(0), &update_for(key(9), 5, 40));
+    assert_eq!(r.selected_next_hop(&prefix), Some((LinkId(0), key(2))), "no starvation meanwhile");
+    assert_eq!(r.selected_route(&prefix).map(|s| s.metric), Some(30), "on the last feasible values");
+    let sent = drain(&mut r);
+    let asked = sent.iter().any(|t| {
+        t.to == Destination::Link(LinkId(0))
+            && matches!(t.msg, ControlMessage::SeqnoRequest(SeqnoRequest { seqno: 6, .. }))
+    });
+    assert!(asked, "a seqno request goes to the neighbour: {sent:?}");
+    assert!(!sent.iter().any(|t| matches!(&t.msg, ControlMessage::Update(u) if u.metric == METRIC_INFINITY)));
+    // The newer seqno brings the real metric.
+    r.handle_message(t(3), LinkId(0), &update_for(key(9), 6, 40));
+    assert_eq!(r.selected_route(&prefix).map(|s| s.metric), Some(50));
+}
+
+#[test]
 fn a_seqno_request_for_the_local_route_raises_the_seqno() {
     let mut r = Router::new(t(0), key(1), RouterConfig::default());
     r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
@@ -244,4 +267,25 @@ fn a_zero_link_cost_counts_as_one_so_the_selected_route_stays_feasible() {
     let sel = r.selected_route(&prefix).expect("selected");
     assert_eq!(sel.metric, 21);
     assert_eq!(r.route_table().entries.len(), 1);
+}
+
+#[test]
+fn a_route_is_offered_to_every_neighbour_but_the_one_it_goes_through_which_hears_a_retraction() {
+    let mut r = Router::new(t(0), key(1), RouterConfig::default());
+    r.handle_neighbour(t(0), LinkId(0), key(2), 10, 10);
+    r.handle_neighbour(t(0), LinkId(1), key(3), 10, 10);
+    drain(&mut r);
+    r.handle_message(t(1), LinkId(0), &update_for(key(2), 5, 0));
+    let out = drain(&mut r);
+    let prefix = key(2).address().subnet().prefix();
+    let update = out
+        .iter()
+        .find(|tx| tx.to == Destination::AllLinks && matches!(tx.msg, ControlMessage::Update(u) if u.prefix == prefix))
+        .expect("the new route is propagated");
+    let metric_to = |n: u8| match update.message_for(&key(n)) {
+        ControlMessage::Update(u) => u.metric,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(metric_to(3), 10, "the other neighbour hears the route");
+    assert_eq!(metric_to(2), METRIC_INFINITY, "the next hop hears a retraction (poisoned reverse)");
 }

@@ -74,6 +74,20 @@ impl Router {
             //~ If no entry exists in the route table for
             //~ this neighbour and prefix, and the update is unfeasible,
             //~ then the update is ignored.
+            //= https://www.rfc-editor.org/rfc/rfc8966#section-3.5.4
+            //~ if the entry is currently selected, the update is unfeasible,
+            //~ and the router-id of the update is equal to the router-id of
+            //~ the entry, then the update MAY be ignored
+            // We do ignore it: a metric that grew along the selected path
+            // (a noisy RTT upstream) would otherwise leave the prefix with
+            // no route until the seqno request below is answered, and every
+            // node downstream would retract it in turn. The kept entry is
+            // still feasible, and expires unless refreshed.
+            let selected = self.prefixes.get(&prefix).and_then(|s| s.selected).is_some_and(|(link, _)| link == from);
+            if selected && existing.is_some_and(|e| e.router_id == u.router_id) {
+                self.request_for_unfeasible(now, from, prefix, u, add_metric(u.metric, nb.cost));
+                return;
+            }
             if existing.is_some() {
                 // The entry takes the new values and, being unfeasible, is
                 // unselected by the refresh below: stricter than keeping

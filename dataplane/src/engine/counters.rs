@@ -11,8 +11,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::links::{LINK_SLOTS, LinkCounts};
+
 /// First word of a counters block: "MYCNT001" as a little-endian u64.
-pub const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"MYCNT001");
+pub const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"MYCNT002");
 
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
@@ -75,6 +77,8 @@ drop_reasons! {
     NotOverlay => "not_overlay",
     /// The hop limit ran out in transit.
     HopLimit => "hop_limit",
+    /// Transit over the operator's cap (`--transit-limit-mbps`), from a source over its fair share.
+    TransitLimit => "transit_limit",
     /// Data for this node, but the dataplane runs without a TUN.
     NoTun => "no_tun",
     /// The engine queued more outputs than the batch can hold.
@@ -93,6 +97,11 @@ drop_reasons! {
     PuntFull => "punt_full",
     /// A message from the control daemon to inject did not parse.
     InjectMalformed => "inject_malformed",
+    /// A TUN super-packet or vnet header that does not parse (bad lengths,
+    /// checksum offset past the end), or a segmentation that did not fit.
+    OffloadMalformed => "offload_malformed",
+    /// A TUN super-packet we do not split (IPv4, IPv6 extension headers, ECN GSO).
+    OffloadUnsupported => "offload_unsupported",
 }
 
 /// One shard's counters. Only the owning shard writes them.
@@ -133,6 +142,52 @@ pub struct ShardCounters {
     pub buffers_exhausted: AtomicU64,
     /// Dropped packets, indexed by `DropReason as usize`.
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Traffic per neighbour link (see [`super::links`]).
+    pub links: [SharedLinkSlot; LINK_SLOTS],
+}
+
+/// One link's counters in shared memory. `key` is the link id plus one
+/// while the slot belongs to that link, 0 while it is free or changing
+/// hands; a reader trusts the counts only when it read the same non-zero
+/// key before and after them.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SharedLinkSlot {
+    pub key: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+}
+
+impl SharedLinkSlot {
+    /// Writes the slot's owner and counts (the shard is the only writer).
+    pub fn publish(&self, id: Option<u32>, counts: &LinkCounts) {
+        let key = id.map_or(0, |id| u64::from(id) + 1);
+        if self.key.load(Ordering::Relaxed) != key {
+            self.key.store(0, Ordering::Release);
+        }
+        self.tx_packets.store(counts.tx_packets, Ordering::Relaxed);
+        self.tx_bytes.store(counts.tx_bytes, Ordering::Relaxed);
+        self.rx_packets.store(counts.rx_packets, Ordering::Relaxed);
+        self.rx_bytes.store(counts.rx_bytes, Ordering::Relaxed);
+        self.key.store(key, Ordering::Release);
+    }
+
+    /// The owner and counts, if the slot is in use and was not changing
+    /// hands while read.
+    pub fn read(&self) -> Option<(u32, LinkCounts)> {
+        let key = self.key.load(Ordering::Acquire);
+        let counts = LinkCounts {
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        let id = u32::try_from(key.checked_sub(1)?).ok()?;
+        (self.key.load(Ordering::Relaxed) == key).then_some((id, counts))
+    }
 }
 
 impl Default for ShardCounters {
@@ -154,6 +209,7 @@ impl Default for ShardCounters {
             injected: AtomicU64::new(0),
             buffers_exhausted: AtomicU64::new(0),
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
+            links: std::array::from_fn(|_| SharedLinkSlot::default()),
         };
         c.magic.store(COUNTERS_MAGIC, Ordering::Release);
         c
@@ -180,6 +236,11 @@ impl ShardCounters {
                 bump(counter, n);
             }
         }
+    }
+
+    /// Every link slot in use: (link id, counts).
+    pub fn read_links(&self) -> impl Iterator<Item = (u32, LinkCounts)> + '_ {
+        self.links.iter().filter_map(SharedLinkSlot::read)
     }
 
     /// A plain copy of every value, for summing and printing.

@@ -26,6 +26,8 @@
 //! until the sealed engine replaces it.
 
 pub mod counters;
+pub mod fair;
+pub mod links;
 pub mod passthrough;
 pub mod sealed;
 pub mod transit;
@@ -58,6 +60,12 @@ pub trait Engine {
     /// Transit bytes per source, for the loop to publish now and then
     /// (`None`: this engine does not count them).
     fn transit(&mut self) -> Option<&mut transit::TransitTable> {
+        None
+    }
+
+    /// Traffic per link, for the loop to publish after each batch (`None`:
+    /// this engine does not count it).
+    fn links(&mut self) -> Option<&mut links::LinkTraffic> {
         None
     }
 

@@ -38,19 +38,37 @@ impl TransitTable {
     /// Counts one forwarded packet of `len` bytes from `source`.
     #[inline]
     pub fn count(&mut self, source: &[u8; 16], len: usize) {
+        let slot = self.slot(source);
+        self.count_at(slot, len);
+    }
+
+    /// The slot of `source`'s /64 (claimed if new), or [`SLOTS`] when it
+    /// found none and counts as "other".
+    #[inline]
+    pub fn slot(&mut self, source: &[u8; 16]) -> usize {
         let prefix = u64::from_be_bytes([
             source[0], source[1], source[2], source[3], source[4], source[5], source[6], source[7],
         ]);
         let start = (prefix.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
-        self.dirty = true;
         for i in 0..PROBES {
-            let slot = &mut self.slots[(start + i) % SLOTS];
+            let s = (start + i) % SLOTS;
+            let slot = &mut self.slots[s];
             if slot.0 == prefix || slot.0 == 0 {
-                *slot = (prefix, slot.1 + len as u64, slot.2 + 1);
-                return;
+                slot.0 = prefix;
+                return s;
             }
         }
-        self.other = (self.other.0 + len as u64, self.other.1 + 1);
+        SLOTS
+    }
+
+    /// Counts one forwarded packet of `len` bytes in `slot` (from [`TransitTable::slot`]).
+    #[inline]
+    pub fn count_at(&mut self, slot: usize, len: usize) {
+        self.dirty = true;
+        match self.slots.get_mut(slot) {
+            Some(s) => *s = (s.0, s.1 + len as u64, s.2 + 1),
+            None => self.other = (self.other.0 + len as u64, self.other.1 + 1),
+        }
     }
 
     /// Whether anything was counted since the last [`TransitTable::take_dirty`].

@@ -26,10 +26,11 @@ use tracing::{error, info};
 use super::affinity::{allowed_cores, pin_current_thread};
 use super::privileges::{self, PrivilegeError};
 use super::punt::PuntSocket;
+use super::shard::Offloads;
 use super::shard::{CQ_ENTRIES, SQ_ENTRIES, Shard, ShardParts, TUN_BUFFERS, UDP_BUFFERS};
 use super::shm::{CountersMap, ShmDir, ShmError};
 use super::signals::wait_shutdown_signal;
-use super::socket::{SocketError, bind_shard_socket, probe_port_free};
+use super::socket::{SocketError, UdpOffload, bind_shard_socket, enable_offloads, probe_port_free};
 use super::tun::{TunDevice, TunError};
 use crate::config::{Config, format_core_list};
 use crate::engine::Engine;
@@ -139,13 +140,31 @@ impl Node {
         let shm = ShmDir::open(&config.shm_dir)?;
         probe_port_free(config.port)?;
         let mut sockets = Vec::with_capacity(cores.len());
+        let mut udp_offload = None::<UdpOffload>;
         for _ in &cores {
-            sockets.push(bind_shard_socket(config.port)?);
+            let fd = bind_shard_socket(config.port)?;
+            let granted = enable_offloads(&fd, config.offload);
+            // Every shard runs with what all of them got.
+            let all = udp_offload.unwrap_or(granted);
+            udp_offload = Some(UdpOffload { gso: all.gso && granted.gso, gro: all.gro && granted.gro });
+            sockets.push(fd);
         }
+        let udp_offload = udp_offload.unwrap_or_default();
         let mut tun = match &config.tun {
-            Some(t) => Some(TunDevice::create(t, cores.len())?),
+            // Super-packets from the TUN only pay off when they can leave as GSO sends.
+            Some(t) => Some(TunDevice::create(t, cores.len(), config.offload && udp_offload.gso)?),
             None => None,
         };
+        let offload = Offloads { tun: tun.as_ref().map(TunDevice::offload).unwrap_or_default(), udp: udp_offload };
+        info!(
+            asked = config.offload,
+            tun_vnet_hdr = offload.tun.vnet_hdr,
+            tun_tso = offload.tun.tso,
+            tun_uso = offload.tun.uso,
+            udp_gso = offload.udp.gso,
+            udp_gro = offload.udp.gro,
+            "offloads"
+        );
         let tun_name = tun.as_ref().map(|t| t.name().to_string());
         let mut queues = tun.as_mut().map(|t| t.take_queues()).unwrap_or_default().into_iter();
         let mtu = config.tun.as_ref().map_or(1400, |t| t.mtu as usize);
@@ -158,7 +177,8 @@ impl Node {
                 PuntSocket::bind(node._shm.path(), index).map_err(|source| NodeError::Punt { shard: index, source })?;
             let counters = CountersMap::create(node._shm.path(), index)?;
             let transit_file = Some(crate::engine::transit::transit_path(node._shm.path(), index));
-            let parts = ShardParts { index, udp, tun: queues.next(), punt: Some(punt), counters, transit_file, mtu };
+            let parts =
+                ShardParts { index, udp, tun: queues.next(), punt: Some(punt), counters, transit_file, mtu, offload };
             let engine = make_engine(index);
             let (ready, stop) = (ready_tx.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()

@@ -11,6 +11,7 @@
 //! The directory is created 0700 and every file 0600. Counter files are
 //! removed when their shard stops.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -23,6 +24,7 @@ use thiserror::Error;
 
 use super::sys::cvt;
 use crate::engine::counters::{COUNTERS_MAGIC, CounterValues, DropReason, ShardCounters};
+use crate::engine::links::LinkCounts;
 
 /// Why the shared-memory directory cannot be used.
 #[derive(Debug, Error)]
@@ -164,10 +166,9 @@ impl Drop for CountersMap {
     }
 }
 
-/// Reads every shard's counters in `dir`, in shard order (files that are not
-/// counters blocks of this layout are skipped).
-pub fn read_all_counters(dir: &Path) -> Result<Vec<(usize, CounterValues)>, ShmError> {
-    let mut out = Vec::new();
+/// Calls `f(shard, counters)` for every shard's counters block in `dir`
+/// (files that are not counters blocks of this layout are skipped).
+fn for_each_shard(dir: &Path, mut f: impl FnMut(usize, &ShardCounters)) -> Result<(), ShmError> {
     for entry in fs::read_dir(dir).map_err(at(dir))? {
         let entry = entry.map_err(at(dir))?;
         let name = entry.file_name();
@@ -180,10 +181,32 @@ pub fn read_all_counters(dir: &Path) -> Result<Vec<(usize, CounterValues)>, ShmE
             continue;
         };
         if let Some(map) = CountersMap::open_read_only(&entry.path())? {
-            out.push((index, map.get().read()));
+            f(index, map.get());
         }
     }
+    Ok(())
+}
+
+/// Reads every shard's counters in `dir`, in shard order.
+pub fn read_all_counters(dir: &Path) -> Result<Vec<(usize, CounterValues)>, ShmError> {
+    let mut out = Vec::new();
+    for_each_shard(dir, |index, c| out.push((index, c.read())))?;
     out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// Traffic per link id, summed over the shards in `dir`.
+pub fn read_link_counters(dir: &Path) -> Result<BTreeMap<u32, LinkCounts>, ShmError> {
+    let mut out = BTreeMap::<u32, LinkCounts>::new();
+    for_each_shard(dir, |_, c| {
+        for (id, counts) in c.read_links() {
+            let sum = out.entry(id).or_default();
+            sum.tx_packets += counts.tx_packets;
+            sum.tx_bytes += counts.tx_bytes;
+            sum.rx_packets += counts.rx_packets;
+            sum.rx_bytes += counts.rx_bytes;
+        }
+    })?;
     Ok(out)
 }
 
@@ -220,6 +243,25 @@ mod tests {
 
     fn temp_dir(tag: &str) -> PathBuf {
         std::env::temp_dir().join(format!("mycelium-shm-test-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn link_counters_are_summed_over_shards_by_link_id_and_freed_slots_are_skipped() {
+        let dir = temp_dir("links");
+        let shm = ShmDir::open(&dir).unwrap();
+        let a = CountersMap::create(shm.path(), 0).unwrap();
+        let b = CountersMap::create(shm.path(), 1).unwrap();
+        let counts = |tx, rx| LinkCounts { tx_packets: 1, tx_bytes: tx, rx_packets: 2, rx_bytes: rx };
+        a.get().links[3].publish(Some(7), &counts(100, 10));
+        a.get().links[4].publish(Some(0), &counts(5, 5));
+        b.get().links[9].publish(Some(7), &counts(1000, 20));
+        b.get().links[10].publish(Some(8), &counts(1, 1));
+        b.get().links[10].publish(None, &LinkCounts::default());
+        let links = read_link_counters(shm.path()).unwrap();
+        assert_eq!(links.keys().copied().collect::<Vec<_>>(), vec![0, 7]);
+        assert_eq!(links[&7], LinkCounts { tx_packets: 2, tx_bytes: 1100, rx_packets: 4, rx_bytes: 30 });
+        drop((a, b));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use thiserror::Error;
 use tracing::warn;
 
-use super::sys::{cvt, getsockopt_int, setsockopt_int, to_sockaddr_in6};
+use super::sys::{SOL_UDP, UDP_GRO, UDP_SEGMENT, cvt, getsockopt_int, setsockopt_int, to_sockaddr_in6};
 
 /// Receive and send buffer size asked for each shard socket.
 pub const SOCKET_BUFFER_BYTES: i32 = 8 << 20;
@@ -118,4 +118,24 @@ pub fn bind_shard_socket(port: u16) -> Result<OwnedFd, SocketError> {
     cvt(unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_SETFL, flags | libc::O_NONBLOCK) })
         .map_err(os(port, "O_NONBLOCK"))?;
     Ok(fd)
+}
+
+/// The UDP offloads a shard socket runs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpOffload {
+    /// Sends may carry a `UDP_SEGMENT` cmsg (GSO).
+    pub gso: bool,
+    /// Receives deliver GRO batches with a `UDP_GRO` cmsg.
+    pub gro: bool,
+}
+
+/// Turns on GRO and checks that the kernel knows GSO (`UDP_SEGMENT` is
+/// readable); returns what works. Nothing is turned on when `wanted` is false.
+pub fn enable_offloads(fd: &OwnedFd, wanted: bool) -> UdpOffload {
+    if !wanted {
+        return UdpOffload::default();
+    }
+    let gso = getsockopt_int(fd.as_fd(), SOL_UDP, UDP_SEGMENT).is_ok();
+    let gro = setsockopt_int(fd.as_fd(), SOL_UDP, UDP_GRO, 1).is_ok();
+    UdpOffload { gso, gro }
 }

@@ -69,6 +69,46 @@ pub(crate) fn from_sockaddr_bytes(name: &[u8]) -> Option<SocketAddr> {
     })
 }
 
+/// `SOL_UDP`.
+pub(crate) const SOL_UDP: i32 = 17;
+/// `UDP_SEGMENT`: the GSO segment size (socket option and cmsg).
+pub(crate) const UDP_SEGMENT: i32 = 103;
+/// `UDP_GRO`: deliver GRO batches, with the segment size in a cmsg.
+pub(crate) const UDP_GRO: i32 = 104;
+/// `CMSG_SPACE(sizeof(int))` / `CMSG_SPACE(sizeof(u16))` on 64-bit Linux: header 16, data padded to 8.
+pub(crate) const CMSG_INT_SPACE: usize = 24;
+const CMSG_HEADER_LEN: usize = std::mem::size_of::<libc::cmsghdr>();
+
+/// The segment size of a `UDP_GRO` control message in `control` (the cmsg
+/// area a receive filled), or `None` when there is none.
+pub(crate) fn gro_segment_size(control: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(h) = control.get(at..at + CMSG_HEADER_LEN) {
+        let len = usize::from_ne_bytes(h[..8].try_into().ok()?);
+        let level = i32::from_ne_bytes(h[8..12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(h[12..16].try_into().ok()?);
+        if len < CMSG_HEADER_LEN {
+            return None;
+        }
+        if level == SOL_UDP && kind == UDP_GRO {
+            let v = control.get(at + CMSG_HEADER_LEN..at + CMSG_HEADER_LEN + 4)?;
+            let size = i32::from_ne_bytes(v.try_into().ok()?);
+            return usize::try_from(size).ok().filter(|s| *s > 0);
+        }
+        at = at.checked_add(len.next_multiple_of(8))?;
+    }
+    None
+}
+
+/// Writes a `UDP_SEGMENT` control message of `size` into `out`.
+pub(crate) fn emit_segment_cmsg(out: &mut [u8; CMSG_INT_SPACE], size: u16) {
+    out.fill(0);
+    out[..8].copy_from_slice(&(CMSG_HEADER_LEN + 2).to_ne_bytes());
+    out[8..12].copy_from_slice(&SOL_UDP.to_ne_bytes());
+    out[12..16].copy_from_slice(&UDP_SEGMENT.to_ne_bytes());
+    out[16..18].copy_from_slice(&size.to_ne_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +124,26 @@ mod tests {
             let a: SocketAddr = s.parse().unwrap();
             assert_eq!(from_sockaddr_bytes(&bytes(&to_sockaddr_in6(a))), Some(a), "{s}");
         }
+    }
+
+    #[test]
+    fn a_gro_control_message_gives_its_segment_size_and_others_are_skipped() {
+        let mut control = vec![0u8; 48];
+        control[..8].copy_from_slice(&20usize.to_ne_bytes());
+        control[8..12].copy_from_slice(&libc::SOL_IP.to_ne_bytes());
+        control[24..32].copy_from_slice(&20usize.to_ne_bytes());
+        control[32..36].copy_from_slice(&SOL_UDP.to_ne_bytes());
+        control[36..40].copy_from_slice(&UDP_GRO.to_ne_bytes());
+        control[40..44].copy_from_slice(&1444i32.to_ne_bytes());
+        assert_eq!(gro_segment_size(&control), Some(1444));
+        assert_eq!(gro_segment_size(&control[..24]), None);
+        assert_eq!(gro_segment_size(&control[..42]), None);
+        assert_eq!(gro_segment_size(&[0; 16]), None, "a zero length must not loop");
+        assert_eq!(gro_segment_size(&[]), None);
+        let mut seg = [0u8; CMSG_INT_SPACE];
+        emit_segment_cmsg(&mut seg, 1444);
+        assert_eq!(usize::from_ne_bytes(seg[..8].try_into().unwrap()), 18);
+        assert_eq!(u16::from_ne_bytes([seg[16], seg[17]]), 1444);
     }
 
     #[test]

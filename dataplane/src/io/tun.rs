@@ -9,9 +9,13 @@
 //! address and route, so dropping the [`TunDevice`] (or the process dying)
 //! cleans up.
 //!
-//! Offloads (`IFF_VNET_HDR`, `TUNSETOFFLOAD`) are not enabled yet; when they
-//! are, every read and write gains a `virtio_net_hdr` in front, which the
-//! buffers' headroom already leaves room for.
+//! Offloads: asked for (`offload: true`), every queue is opened with
+//! `IFF_VNET_HDR` and the device gets `TUNSETOFFLOAD` with checksum, TSO4/6
+//! and, where the kernel knows them, USO4/6; reads then return super-packets
+//! of up to 64 KiB and every read and write carries a `virtio_net_hdr`
+//! (`crate::offload::vnet`). If the kernel refuses `TUNSETOFFLOAD`, the
+//! device is recreated without `IFF_VNET_HDR` and runs packet by packet;
+//! [`TunDevice::offload`] says what is in use.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -66,6 +70,18 @@ pub enum TunError {
 pub struct TunDevice {
     name: String,
     queues: Vec<OwnedFd>,
+    offload: TunOffload,
+}
+
+/// The offloads a TUN device runs with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunOffload {
+    /// Every read and write carries a `virtio_net_hdr`.
+    pub vnet_hdr: bool,
+    /// Reads may be TCP super-packets (TSO4/6, with checksum offload).
+    pub tso: bool,
+    /// Reads may be UDP super-packets (USO4/6).
+    pub uso: bool,
 }
 
 #[repr(C)]
@@ -75,7 +91,7 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
-fn open_queue(name: &str, queue: usize) -> Result<OwnedFd, TunError> {
+fn open_queue(name: &str, queue: usize, vnet_hdr: bool) -> Result<OwnedFd, TunError> {
     // Safety: open(2) with a NUL-terminated literal path; the result is checked.
     let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) })
         .map_err(TunError::Open)?;
@@ -84,11 +100,25 @@ fn open_queue(name: &str, queue: usize) -> Result<OwnedFd, TunError> {
     let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] };
     // The name was checked to be at most IFNAMSIZ - 1 bytes, so a NUL remains.
     req.name[..name.len()].copy_from_slice(name.as_bytes());
-    req.flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE) as libc::c_short;
+    let vnet = if vnet_hdr { libc::IFF_VNET_HDR } else { 0 };
+    req.flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE | vnet) as libc::c_short;
     // Safety: TUNSETIFF reads and writes a struct ifreq; `req` has its layout (16-byte name, flags, padding to 40 bytes).
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReq) })
         .map_err(|source| TunError::SetIff { name: name.to_string(), queue, source })?;
     Ok(fd)
+}
+
+/// Asks for checksum offload and TSO, with USO if the kernel knows it;
+/// returns what was accepted (nothing: `TUNSETOFFLOAD` refused both).
+fn set_offload(fd: &OwnedFd) -> TunOffload {
+    let base = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    for (flags, uso) in [(base | libc::TUN_F_USO4 | libc::TUN_F_USO6, true), (base, false)] {
+        // Safety: TUNSETOFFLOAD takes its flags by value; the fd is an open TUN queue.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(flags)) } == 0 {
+            return TunOffload { vnet_hdr: true, tso: true, uso };
+        }
+    }
+    TunOffload::default()
 }
 
 fn ip(args: &[&str]) -> Result<(), TunError> {
@@ -110,16 +140,29 @@ pub fn interface_exists(name: &str) -> bool {
 }
 
 impl TunDevice {
-    /// Creates the device with `queues` queues and configures it.
-    pub fn create(config: &TunConfig, queues: usize) -> Result<TunDevice, TunError> {
+    /// Creates the device with `queues` queues and configures it, with
+    /// offloads if `offload` and the kernel accepts them (see the module docs).
+    pub fn create(config: &TunConfig, queues: usize, offload: bool) -> Result<TunDevice, TunError> {
         if interface_exists(&config.name) {
             return Err(TunError::NameInUse(config.name.clone()));
         }
         let mut fds = Vec::with_capacity(queues);
-        for q in 0..queues.max(1) {
-            fds.push(open_queue(&config.name, q)?);
+        let mut granted = TunOffload::default();
+        if offload {
+            let first = open_queue(&config.name, 0, true)?;
+            granted = set_offload(&first);
+            if granted.tso {
+                fds.push(first);
+            } else {
+                tracing::warn!(tun = %config.name, "TUNSETOFFLOAD refused: the TUN runs without offloads");
+                // Closing the only queue removes the device; it is recreated below without IFF_VNET_HDR.
+                drop(first);
+            }
         }
-        let dev = TunDevice { name: config.name.clone(), queues: fds };
+        for q in fds.len()..queues.max(1) {
+            fds.push(open_queue(&config.name, q, granted.vnet_hdr)?);
+        }
+        let dev = TunDevice { name: config.name.clone(), queues: fds, offload: granted };
         let name = dev.name.as_str();
         let mtu = config.mtu.to_string();
         let addr = format!("{}/64", config.address);
@@ -128,6 +171,11 @@ impl TunDevice {
         ip(&["link", "set", "dev", name, "up"])?;
         ip(&["-6", "route", "replace", OVERLAY_ROUTE, "dev", name, "src", &config.address.to_string()])?;
         Ok(dev)
+    }
+
+    /// The offloads in use.
+    pub fn offload(&self) -> TunOffload {
+        self.offload
     }
 
     /// The interface name.

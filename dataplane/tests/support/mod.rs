@@ -1,10 +1,10 @@
 //! Dataplane processes for the end-to-end tests; namespaces, veth pairs and
-//! the checked transfer come from the tests crate's `netns.rs` (included by
-//! path, so this crate does not depend on the tests crate).
+//! the checked transfer come from the lab's `tools/src/lab/netns.rs` (included by
+//! path, so this crate does not depend on the tools crate).
 
 #![allow(dead_code)]
 
-#[path = "../../../tests/src/netns.rs"]
+#[path = "../../../tools/src/lab/netns.rs"]
 mod netns;
 pub use netns::*;
 

@@ -19,6 +19,7 @@ use clap::Parser;
 use mycelium_tools::emu::control::ControlServer;
 use mycelium_tools::emu::settings::{parse_duration, parse_gilbert, parse_probability, parse_rate, parse_size};
 use mycelium_tools::emu::{Impairment, Relay, RelayConfig};
+use mycelium_tools::lab::signals;
 use mycelium_tools::sim::Loss;
 
 /// Emulate a link between two UDP peers: datagrams from A's peer leave
@@ -93,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     config.max_datagram = args.max_datagram as usize;
     // Signals are blocked before any thread starts, so that all threads
     // inherit the mask and only the sigwait below sees them.
-    let signals = block_exit_signals()?;
+    let signals = signals::block_exit_signals().context("cannot block SIGINT and SIGTERM")?;
     let relay =
         Arc::new(Relay::start(config).with_context(|| format!("cannot bind {} and {}", args.listen_a, args.listen_b))?);
     let control = match &args.control {
@@ -104,29 +105,9 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     eprintln!("mlab-emu: relaying A {} <-> B {} with {impairment:?}", relay.local_a(), relay.local_b());
-    wait_for(&signals);
+    signals::wait(&signals);
     drop(control);
     let stats = relay.stats();
     eprintln!("mlab-emu: stopping; A-to-B {:?}; B-to-A {:?}", stats[0], stats[1]);
     Ok(())
-}
-
-fn block_exit_signals() -> anyhow::Result<libc::sigset_t> {
-    // Safety: sigset_t is plain data that sigemptyset initialises; the
-    // pointers are to a live local, and pthread_sigmask only reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        anyhow::ensure!(rc == 0, "cannot block SIGINT and SIGTERM: error {rc}");
-        Ok(set)
-    }
-}
-
-fn wait_for(set: &libc::sigset_t) {
-    let mut sig = 0;
-    // Safety: set is an initialised signal set and sig a live c_int.
-    while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
 }

@@ -160,11 +160,15 @@ impl SimNode {
         self.engine_cpu += started.elapsed();
         for t in transmits {
             match t.to {
-                Destination::Link(id) => out.packets.entry(id).or_default().push(t.msg),
+                Destination::Link(id) => {
+                    if let Some(nl) = self.links.get(&id) {
+                        out.packets.entry(id).or_default().push(t.message_for(&nl.neighbour));
+                    }
+                }
                 Destination::AllLinks => {
                     for (id, nl) in &self.links {
                         if nl.link.is_up() {
-                            out.packets.entry(*id).or_default().push(t.msg);
+                            out.packets.entry(*id).or_default().push(t.message_for(&nl.neighbour));
                         }
                     }
                 }

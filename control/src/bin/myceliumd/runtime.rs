@@ -15,8 +15,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use mycelium_common::identity::SecretKey;
-use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir};
+use mycelium_common::identity::{PublicKey, SecretKey};
+use mycelium_common::keytable::KeyChannel;
+use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir, Subscriber};
+use mycelium_common::snapshot::RouteChannel;
 use mycelium_common::time::Timestamp;
 use mycelium_control::api::{self, ApiConfig};
 use mycelium_control::config::NodeConfig;
@@ -66,6 +68,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let instance = config.instance_name(&address);
     let shm = ShmDir::system(&instance)?;
     let shm_dir = shm.path().to_path_buf();
+    let previous = previous_links(&shm);
     let mut publisher = Publisher::create(shm).context("opening the shared-memory directory")?;
     let punt = PuntChannel::bind(&shm_dir).context("binding the punt channel")?;
 
@@ -80,10 +83,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let settings = NodeSettings {
         discovery: config.discovery_config(),
         link: LinkConfig { local_position: config.position, ..LinkConfig::default() },
+        static_classes: config.peers.iter().map(|p| p.class.clone()).collect(),
         ..NodeSettings::default()
     };
     let statics = config.peers.iter().map(|p| p.peer.clone()).collect();
-    let node = NodeCore::new(
+    let mut node = NodeCore::new(
         secret,
         settings,
         statics,
@@ -93,6 +97,20 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         now,
         wall_ns(),
     );
+    if !previous.is_empty() {
+        info!(links = previous.len(), "dialing the neighbours of the previous run");
+        node.restore_links(now, &previous);
+    }
+    if supervisor.adopted()
+        && let Some(epoch) = epoch_before
+    {
+        let mut keys = Subscriber::<KeyChannel>::new(ShmDir::at(&shm_dir));
+        if keys.poll().is_ok()
+            && let Some(view) = keys.current()
+        {
+            node.import_sessions(now, epoch, &view);
+        }
+    }
 
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -167,11 +185,28 @@ fn dataplane_spec(
     } else {
         args.extend(["--tun-name".to_owned(), config.tun_name.clone()]);
     }
+    if config.no_offload {
+        args.push("--no-offload".to_owned());
+    }
     if let Some(cores) = &config.cores {
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);
     }
+    if let Some(mbps) = config.transit_limit_mbps {
+        args.extend(["--transit-limit-mbps".to_owned(), mbps.to_string()]);
+    }
     Ok(DataplaneSpec { binary, args, shm_dir: shm_dir.to_path_buf() })
+}
+
+/// The neighbours in the route snapshot a previous run of this instance
+/// left in shared memory (none on a first start).
+fn previous_links(shm: &ShmDir) -> Vec<(SocketAddr, PublicKey)> {
+    let mut routes = Subscriber::<RouteChannel>::new(shm.clone());
+    if routes.poll().is_err() {
+        return Vec::new();
+    }
+    let Some(view) = routes.current() else { return Vec::new() };
+    view.links().filter_map(|l| Some((l.underlay()?, PublicKey::from_bytes(*l.peer())))).collect()
 }
 
 fn spawn_punt_reader(punt: PuntChannel, tx: Sender<Event>, stop: Arc<AtomicBool>) {
@@ -223,9 +258,7 @@ impl Loop<'_> {
             let until_timer = self.node.poll_timeout().saturating_since(now);
             let wait = until_timer.min(HOUSEKEEPING).min(next_housekeeping.saturating_duration_since(Instant::now()));
             match rx.recv_timeout(wait) {
-                Ok(Event::Punt(p)) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
-                Ok(Event::Command(c)) => self.command(c),
-                Ok(Event::Lan { from, beacon }) => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
+                Ok(event) => self.event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
@@ -238,6 +271,14 @@ impl Loop<'_> {
                 self.housekeeping(supervisor, now);
             }
             self.outputs(now);
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Punt(p) => self.node.handle_punt(Timestamp::now(), wall_ns(), p),
+            Event::Command(c) => self.command(c),
+            Event::Lan { from, beacon } => self.node.handle_lan_beacon(Timestamp::now(), from, &beacon),
         }
     }
 
@@ -272,9 +313,8 @@ impl Loop<'_> {
             Ok(_) => {}
             Err(e) => warn!("reading the dataplane epoch: {e}"),
         }
-        if let Ok(shards) = mycelium_dataplane::io::shm::read_all_counters(&self.shm_dir) {
-            let total: mycelium_dataplane::engine::counters::CounterValues = shards.into_iter().map(|(_, c)| c).sum();
-            self.node.handle_traffic(now, total.underlay_tx_bytes, total.underlay_rx_bytes);
+        if let Ok(links) = mycelium_dataplane::io::shm::read_link_counters(&self.shm_dir) {
+            self.node.handle_link_traffic(now, links.into_iter().map(|(id, c)| (id, c.tx_bytes, c.rx_bytes)));
         }
         *self.shared.status.lock() = self.node.status(now);
     }

@@ -49,6 +49,9 @@ pub struct Link {
     hello_timer: Option<Timestamp>,
     neighbour_position: Option<GeoPosition>,
     last_ihu: Option<(Timestamp, Duration)>,
+    /// Fast hellos until then (new link keys: the neighbour may have
+    /// restarted and be proving us again).
+    fast_until: Option<Timestamp>,
     txcost: Option<u16>,
     ihu_since_down: bool,
     rtt: RttEstimator,
@@ -103,6 +106,7 @@ impl Link {
             hello_timer: None,
             neighbour_position: None,
             last_ihu: None,
+            fast_until: None,
             txcost: None,
             ihu_since_down: false,
             rtt: RttEstimator::default(),
@@ -161,6 +165,18 @@ impl Link {
         self.tick(now);
         if self.prober.on_report(now, report).is_some() {
             self.after_input(now);
+        }
+    }
+
+    /// The link has new keys (a rekey, or the neighbour restarted and shook
+    /// hands again). A restarted neighbour must hear three hellos in a row
+    /// from us before it answers, so hellos go at the fast pace for
+    /// `activity_timeout`, starting now, instead of every idle interval.
+    pub fn handle_new_keys(&mut self, now: Timestamp) {
+        self.tick(now);
+        self.fast_until = Some(now + self.config.activity_timeout);
+        if self.announced > self.config.active_hello_interval {
+            self.next_hello = now;
         }
     }
 
@@ -236,6 +252,7 @@ impl Link {
         }
         // The end of activity changes the hello interval.
         consider(self.passive.last_activity().map(|t| t + self.config.activity_timeout).filter(|&end| end > now));
+        consider(self.fast_until.filter(|&end| end > now));
         consider(self.prober.timeout_at(&self.plan));
         consider(self.probe_start());
         consider(self.probe_rx.report_at());
@@ -327,7 +344,12 @@ impl Link {
     /// proving itself (so coming up takes a fraction of a second).
     fn desired_interval(&self, now: Timestamp) -> Duration {
         let pending = !self.up && self.hello_fresh(now);
-        if self.active(now) || pending { self.config.active_hello_interval } else { self.config.idle_hello_interval }
+        let rekeyed = self.fast_until.is_some_and(|end| now < end);
+        if self.active(now) || pending || rekeyed {
+            self.config.active_hello_interval
+        } else {
+            self.config.idle_hello_interval
+        }
     }
 
     fn probe_start(&self) -> Option<Timestamp> {

@@ -27,7 +27,7 @@
 //! everything after the lookup is found by the route and link positions the
 //! index slot returned, without hashing and without reading the route.
 
-mod links;
+mod endpoints;
 mod punt_limit;
 mod tun;
 mod underlay;
@@ -46,9 +46,11 @@ use mycelium_common::wire::ROUTED_HEADER_LEN;
 use tracing::warn;
 
 use super::Engine;
+use super::fair::FairShare;
+use super::links::LinkTraffic;
 use crate::batch::{RxBatch, TxQueues};
 use crate::sessions::{SessionTable, ShardSessions, SharedSessions};
-use links::LinkEndpoints;
+use endpoints::LinkEndpoints;
 use punt_limit::PuntLimiter;
 
 /// Bytes the engine adds in front of a TUN packet: the routed header.
@@ -67,6 +69,9 @@ pub struct SealedConfig {
     pub has_tun: bool,
     /// This dataplane's incarnation (see the key table's docs).
     pub epoch: u64,
+    /// This shard's cap on transit forwarding, bits per second, shared
+    /// fairly between sources ([`crate::engine::fair`]); `None`: no cap.
+    pub transit_limit_bps: Option<u64>,
 }
 
 /// The sealed engine of one shard. See the module docs.
@@ -80,6 +85,8 @@ pub struct SealedEngine {
     transit: super::transit::TransitTable,
     /// Endpoints of the current route snapshot's links.
     endpoints: LinkEndpoints,
+    links: LinkTraffic,
+    fair: Option<FairShare>,
     now_ns: u64,
 }
 
@@ -98,7 +105,7 @@ impl SealedEngine {
     /// built session tables with the other shards through `shared`.
     pub fn new(config: SealedConfig, dir: ShmDir, shared: SharedSessions) -> Self {
         SealedEngine {
-            config,
+            config: config.clone(),
             routes: Subscriber::new(dir.clone()),
             keys: Subscriber::new(dir),
             sessions: ShardSessions::new(Arc::new(SessionTable::empty())),
@@ -106,6 +113,8 @@ impl SealedEngine {
             punts: PuntLimiter::new(),
             transit: super::transit::TransitTable::default(),
             endpoints: LinkEndpoints::default(),
+            links: LinkTraffic::default(),
+            fair: config.transit_limit_bps.map(FairShare::new),
             now_ns: 0,
         }
     }
@@ -118,6 +127,9 @@ impl SealedEngine {
                 let view = self.routes.current();
                 self.endpoints.rebuild(view.as_ref());
                 self.sessions.routes_changed(view.map_or(0, |v| v.route_count()));
+                if let Some(view) = view {
+                    self.links.resolve(&view);
+                }
             }
             Ok(_) => {}
             Err(e) => warn!(shard = self.config.shard, "route snapshot not taken: {e}"),
@@ -146,11 +158,18 @@ impl Engine for SealedEngine {
 
     fn begin_batch(&mut self, now: Timestamp) {
         self.now_ns = now.as_nanos();
+        if let Some(fair) = &mut self.fair {
+            fair.roll(self.now_ns);
+        }
         self.refresh();
     }
 
     fn transit(&mut self) -> Option<&mut super::transit::TransitTable> {
         Some(&mut self.transit)
+    }
+
+    fn links(&mut self) -> Option<&mut LinkTraffic> {
+        Some(&mut self.links)
     }
 
     fn snapshot_generation(&self) -> u64 {
@@ -167,6 +186,8 @@ impl Engine for SealedEngine {
                 endpoints: &self.endpoints,
                 sessions: self.sessions.table(),
                 transit: &mut self.transit,
+                links: &mut self.links,
+                fair: self.fair.as_mut(),
             };
             underlay::handle(ctx, &mut packet, out);
         }
@@ -182,6 +203,7 @@ impl Engine for SealedEngine {
                 endpoints: &self.endpoints,
                 sessions: &mut self.sessions,
                 punts: &mut self.punts,
+                links: &mut self.links,
             };
             tun::handle(&mut ctx, &mut packet, out);
         }

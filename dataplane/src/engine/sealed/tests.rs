@@ -62,7 +62,7 @@ fn publish(base: &std::path::Path, instance: &str, me: &Node, routes: Vec<Route>
 }
 
 fn engine(base: &std::path::Path, instance: &str, me: &Node, shard: u8) -> SealedEngine {
-    let config = SealedConfig { shard, local: me.key.address(), has_tun: true, epoch: EPOCH };
+    let config = SealedConfig { shard, local: me.key.address(), has_tun: true, epoch: EPOCH, transit_limit_bps: None };
     let mut e = SealedEngine::new(config, ShmDir::new(base, instance).unwrap(), SharedSessions::default());
     e.begin_batch(Timestamp::from_nanos(NOW));
     e

@@ -5,11 +5,12 @@ use mycelium_common::crypto::Seal;
 use mycelium_common::snapshot::{LOCAL_LINK, SnapshotView};
 use mycelium_common::wire::{DEFAULT_HOP_LIMIT, ROUTED_HEADER_LEN, RoutedKind, RoutedRepr};
 
-use super::links::LinkEndpoints;
+use super::endpoints::LinkEndpoints;
 use super::punt_limit::PuntLimiter;
 use super::{SealedConfig, TAILROOM, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::links::LinkTraffic;
 use crate::inner;
 use crate::sessions::{SendError, ShardSessions};
 
@@ -20,6 +21,7 @@ pub(super) struct Context<'a, 'r> {
     pub endpoints: &'a LinkEndpoints,
     pub sessions: &'a mut ShardSessions,
     pub punts: &'a mut PuntLimiter,
+    pub links: &'a mut LinkTraffic,
 }
 
 pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
@@ -41,7 +43,7 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
     if hit.link_index == LOCAL_LINK {
         return out.drop_packet(id, DropReason::NotOverlay);
     }
-    let Some(endpoint) = ctx.endpoints.get(hit.link_index) else {
+    let Some((endpoint, link_id)) = ctx.endpoints.get(hit.link_index) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
     // The router id is read only on the route's first packet (see ShardSessions).
@@ -82,6 +84,7 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
         Ok(t) => *tag = t,
         Err(_) => return out.drop_packet(id, DropReason::InvalidOutput),
     }
+    ctx.links.count_tx(link_id, range.len());
     out.send_udp(id, range, endpoint);
 }
 

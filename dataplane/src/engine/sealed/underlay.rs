@@ -4,10 +4,12 @@ use mycelium_common::crypto::{Open, ReplayError};
 use mycelium_common::snapshot::SnapshotView;
 use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, WireError};
 
-use super::links::LinkEndpoints;
+use super::endpoints::LinkEndpoints;
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
+use crate::engine::fair::FairShare;
+use crate::engine::links::LinkTraffic;
 use crate::engine::transit::TransitTable;
 use crate::inner;
 use crate::sessions::{ReceiveError, SessionTable};
@@ -19,10 +21,12 @@ pub(super) struct Context<'a, 'r> {
     pub endpoints: &'a LinkEndpoints,
     pub sessions: &'a SessionTable,
     pub transit: &'a mut TransitTable,
+    pub links: &'a mut LinkTraffic,
+    pub fair: Option<&'a mut FairShare>,
 }
 
 pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
-    let Context { config, now_ns, routes, endpoints, sessions, transit } = ctx;
+    let Context { config, now_ns, routes, endpoints, sessions, transit, links, fair } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -33,13 +37,16 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
         return out.punt(id, packet.range(), PuntKind::ControlFromUnderlay);
     }
     let range = packet.range();
+    if let Some(from) = packet.peer() {
+        links.count_rx(from, range.len());
+    }
     let mut routed = match RoutedPacket::new_checked(packet.data_mut()) {
         Ok(p) => p,
         Err(e) => return out.drop_packet(id, wire_drop(e)),
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(routes, endpoints, transit, &mut routed, range, id, out);
+        return forward(Forwarding { routes, endpoints, transit, links, fair, now_ns }, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -73,10 +80,18 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
 }
 
 /// Transit: look up, decrement the hop limit, send on unopened.
+/// What forwarding a transit packet reads and counts.
+struct Forwarding<'a, 'r> {
+    routes: Option<&'a SnapshotView<'r>>,
+    endpoints: &'a LinkEndpoints,
+    transit: &'a mut TransitTable,
+    links: &'a mut LinkTraffic,
+    fair: Option<&'a mut FairShare>,
+    now_ns: u64,
+}
+
 fn forward(
-    routes: Option<&SnapshotView<'_>>,
-    endpoints: &LinkEndpoints,
-    transit: &mut TransitTable,
+    Forwarding { routes, endpoints, transit, links, fair, now_ns }: Forwarding<'_, '_>,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
     id: crate::batch::PacketId,
@@ -90,12 +105,19 @@ fn forward(
     };
     // No endpoint: the snapshot says "local" for an address outside our
     // /64 (a route for a subnet we do not serve), nothing to deliver it to.
-    let Some(endpoint) = endpoints.get(hit.link_index) else {
+    let Some((endpoint, link_id)) = endpoints.get(hit.link_index) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
     match routed.decrement_hop_limit() {
         Some(_) => {
-            transit.count(&routed.source(), range.len());
+            let slot = transit.slot(&routed.source());
+            if let Some(fair) = fair
+                && !fair.admit(slot, range.len(), now_ns)
+            {
+                return out.drop_packet(id, DropReason::TransitLimit);
+            }
+            transit.count_at(slot, range.len());
+            links.count_tx(link_id, range.len());
             out.send_udp(id, range, endpoint)
         }
         None => out.drop_packet(id, DropReason::HopLimit),

@@ -26,11 +26,20 @@
 //! 5. multishot operations that ended (`!more`, e.g. ENOBUFS) are re-armed and
 //!    the batch's tallies are added to the shared counters.
 //!
+//! Offloads (see `crate::offload` and the [`offload`] submodule): with a
+//! vnet-header TUN, a super-packet read from the TUN is split in place into
+//! segments that enter the TUN batch one by one; with UDP GRO, a receive
+//! holding many datagrams enters the UDP batch as one entry per datagram. On
+//! the way out, consecutive same-size sends of one buffer to one endpoint go
+//! as one `SENDMSG` with a `UDP_SEGMENT` cmsg, and consecutive TUN writes of
+//! one TCP flow from one buffer as one `WRITEV` of a GSO super-packet.
+//!
 //! Buffers never leave the shard and nothing allocates per packet. A buffer is
-//! with the kernel (in its ring), in the current batch, or in flight in a send;
-//! the loop tracks which, so an engine bug (an output for a buffer that is not
-//! in the batch, or two outputs for one buffer) is a counted drop, not memory
-//! corruption.
+//! with the kernel (in its ring), in the current batch, or out of the batch
+//! with sends still in flight (counted per buffer, since segments of one
+//! buffer may go out in several sends); the loop tracks which, so an engine
+//! bug (an output for a buffer that is not in the batch, or outside its
+//! segment) is a counted drop, not memory corruption.
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,16 +52,23 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 use mycelium_common::time::Timestamp;
 use tracing::{info, warn};
 
+mod offload;
 mod rx;
 mod tx;
+
+use offload::Geometry;
+pub use offload::Offloads;
 
 use super::bufring::{BufRing, Region};
 use super::punt::{KIND_INJECT, PUNT_HEADER_LEN, PuntSendError, PuntSocket, decode_header};
 use super::shm::CountersMap;
 use super::sys::{from_sockaddr_bytes, to_sockaddr_in6};
+use super::tun::TunOffload;
 use crate::batch::{PacketId, RxBatch, TxDest, TxEntry, TxQueues};
 use crate::engine::Engine;
 use crate::engine::counters::{DropReason, bump};
+use crate::offload::coalesce::MAX_RUN;
+use crate::offload::segment::Layout;
 
 /// Submission queue entries per ring.
 pub const SQ_ENTRIES: u32 = 1024;
@@ -62,6 +78,29 @@ pub const CQ_ENTRIES: u32 = 8192;
 pub const UDP_BUFFERS: u16 = 2048;
 /// Receive buffers for the TUN queue (group 1).
 pub const TUN_BUFFERS: u16 = 1024;
+/// Receive buffers for the UDP socket with GRO (each takes up to 64 KiB).
+pub const UDP_GRO_BUFFERS: u16 = 512;
+/// Size of a GRO receive buffer: room for 64 KiB of datagrams, the recvmsg
+/// header, the source address and the GRO cmsg, in whole pages.
+pub const UDP_GRO_BUF_SIZE: usize = 68 * 1024;
+/// Receive buffers for a vnet-header TUN (each takes a super-packet).
+pub const TUN_VNET_BUFFERS: u16 = 256;
+/// Size of a vnet-header TUN buffer: the super-packet is read at
+/// [`TUN_VNET_DATA_OFFSET`] and split towards the front, which leaves room
+/// for [`MAX_SEGMENTS`] segments' added headers.
+pub const TUN_VNET_BUF_SIZE: usize = 128 * 1024;
+/// Where the kernel writes a vnet-header TUN read (64 KiB + 10 still fit after it).
+pub const TUN_VNET_DATA_OFFSET: usize = 44 * 1024;
+/// The most segments one super-packet becomes (the segment number is 8 bits of a [`PacketId`]).
+pub const MAX_SEGMENTS: usize = 255;
+/// Send and write slots (operations in flight at most).
+pub const TX_SLOTS: usize = 4096;
+/// Datagrams in one GSO send at most (the kernel's `UDP_MAX_SEGMENTS` is 64 or 128).
+pub const MAX_GSO_SEGMENTS: usize = 64;
+/// Bytes in one GSO send at most (below the 64 KiB an IP packet may carry).
+pub const MAX_GSO_BYTES: usize = 64_000;
+/// Entries a batch holds at most when receives are split into segments.
+const SPLIT_BATCH_CAPACITY: usize = 8192;
 /// Buffers for datagrams the control daemon injects.
 pub const INJECT_BUFFERS: u16 = 64;
 /// Size of each inject buffer (punt header included).
@@ -103,12 +142,21 @@ fn user_data(op: u64, arg: u32) -> u64 {
     (op << 32) | u64::from(arg)
 }
 
+/// A packet id: the segment number in the top 8 bits, then the pool, then the buffer.
 fn packet_id(pool: usize, bid: u16) -> PacketId {
-    PacketId::from_raw(((pool as u32) << 16) | u32::from(bid))
+    seg_packet_id(pool, bid, 0)
+}
+
+fn seg_packet_id(pool: usize, bid: u16, seg: usize) -> PacketId {
+    PacketId::from_raw(((seg as u32 & 0xff) << 24) | ((pool as u32 & 0xff) << 16) | u32::from(bid))
 }
 
 fn split_id(id: PacketId) -> (usize, u16) {
-    ((id.raw() >> 16) as usize, id.raw() as u16)
+    (((id.raw() >> 16) & 0xff) as usize, id.raw() as u16)
+}
+
+fn seg_of(id: PacketId) -> usize {
+    (id.raw() >> 24) as usize
 }
 
 /// Everything a shard is given at start.
@@ -128,6 +176,8 @@ pub struct ShardParts {
     pub transit_file: Option<std::path::PathBuf>,
     /// The TUN MTU, which sizes the buffers.
     pub mtu: usize,
+    /// The offloads the TUN and socket were granted.
+    pub offload: Offloads,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,12 +187,23 @@ enum TunReads {
     Single { in_flight: usize },
 }
 
-/// A send in flight: its msghdr, iovec and address must stay put until it completes.
+/// Room for one cmsg (`UDP_SEGMENT`), aligned as a `cmsghdr` must be.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; super::sys::CMSG_INT_SPACE]);
+
+/// A send or write in flight: everything it points to must stay put until it completes.
 struct TxSlot {
     msg: libc::msghdr,
-    iov: libc::iovec,
+    iovs: [libc::iovec; MAX_RUN + 1],
     addr: libc::sockaddr_in6,
+    cmsg: CmsgBuf,
+    vnet: [u8; crate::offload::vnet::VNET_HEADER_LEN],
     id: PacketId,
+    /// Inner packets (datagrams, or segments of a super-packet) it carries.
+    packets: u32,
+    /// Bytes of vnet header it writes (not counted as packet bytes).
+    vnet_len: u32,
+    gso: bool,
 }
 
 #[derive(Default)]
@@ -175,6 +236,13 @@ pub struct Shard<E: Engine> {
     inject_slab: Region,
     inject_free: Vec<u16>,
     states: [Vec<u8>; 3],
+    inflight: [Vec<u16>; 2],
+    geo: [Vec<Geometry>; 2],
+    /// Per buffer, which of its segments already got an output (one each).
+    emitted: [Vec<[u64; 4]>; 2],
+    offload: Offloads,
+    layout: Layout,
+    gso_on: bool,
     udp_peers: Vec<Option<SocketAddr>>,
     recv_msg: Box<libc::msghdr>,
     slots: Box<[TxSlot]>,
@@ -222,12 +290,25 @@ impl<E: Engine> Shard<E> {
     /// Sets up the ring, the buffer rings and the send slots.
     pub fn new(parts: ShardParts, engine: E) -> io::Result<Shard<E>> {
         let ring = build_ring()?;
-        let udp_size =
-            buffer_size(RECVMSG_OUT_LEN + NAME_LEN + parts.mtu + engine.tun_headroom() + engine.tun_tailroom() + 64);
-        let udp_pool = BufRing::new(0, UDP_BUFFERS, udp_size, 0)?;
+        let offload = Offloads {
+            tun: if parts.tun.is_some() { parts.offload.tun } else { TunOffload::default() },
+            udp: parts.offload.udp,
+        };
+        let (udp_count, udp_size) = if offload.udp.gro {
+            (UDP_GRO_BUFFERS, UDP_GRO_BUF_SIZE)
+        } else {
+            let min = RECVMSG_OUT_LEN + NAME_LEN + parts.mtu + engine.tun_headroom() + engine.tun_tailroom() + 64;
+            (UDP_BUFFERS, buffer_size(min))
+        };
+        let udp_pool = BufRing::new(0, udp_count, udp_size, 0)?;
         udp_pool.register(&ring.submitter())?;
         let headroom = engine.tun_headroom().next_multiple_of(64).max(MIN_TUN_HEADROOM);
         let tun_pool = match parts.tun {
+            Some(_) if offload.tun.vnet_hdr => {
+                let pool = BufRing::new(1, TUN_VNET_BUFFERS, TUN_VNET_BUF_SIZE, TUN_VNET_DATA_OFFSET)?;
+                pool.register(&ring.submitter())?;
+                Some(pool)
+            }
             Some(_) => {
                 let size = buffer_size(headroom + parts.mtu + engine.tun_tailroom());
                 let pool = BufRing::new(1, TUN_BUFFERS, size, headroom)?;
@@ -236,29 +317,43 @@ impl<E: Engine> Shard<E> {
             }
             None => None,
         };
+        let tun_count = tun_pool.as_ref().map_or(0, BufRing::count);
+        let tun_buf_size = tun_pool.as_ref().map_or(0, BufRing::buf_size);
+        let layout =
+            Layout { headroom: engine.tun_headroom(), tailroom: engine.tun_tailroom(), max_segments: MAX_SEGMENTS };
         let inject_slab = Region::new(usize::from(INJECT_BUFFERS) * INJECT_BUF_SIZE)?;
         // Safety: msghdr is plain old data; all zeroes is valid.
         let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         recv_msg.msg_namelen = NAME_LEN as libc::socklen_t;
-        recv_msg.msg_controllen = 0;
-        let slot_count = usize::from(UDP_BUFFERS) + usize::from(TUN_BUFFERS) + usize::from(INJECT_BUFFERS);
+        recv_msg.msg_controllen = if offload.udp.gro { super::sys::CMSG_INT_SPACE } else { 0 };
+        let slot_count = TX_SLOTS;
         let slots = (0..slot_count)
             .map(|_| TxSlot {
                 // Safety: plain old data; all zeroes is valid.
                 msg: unsafe { std::mem::zeroed() },
-                iov: libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 },
+                iovs: [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_RUN + 1],
                 addr: to_sockaddr_in6(SocketAddr::from(([0u8; 16], 0))),
+                cmsg: CmsgBuf([0; super::sys::CMSG_INT_SPACE]),
+                vnet: [0; crate::offload::vnet::VNET_HEADER_LEN],
                 id: PacketId::from_raw(0),
+                packets: 0,
+                vnet_len: 0,
+                gso: false,
             })
             .collect();
+        let udp_batch = if offload.udp.gro { SPLIT_BATCH_CAPACITY } else { usize::from(udp_count) };
+        let tun_batch = if offload.tun.vnet_hdr { SPLIT_BATCH_CAPACITY } else { usize::from(tun_count) };
         let tun_reads =
             if parts.tun.is_some() { TunReads::Multishot { armed: false, worked: false } } else { TunReads::None };
         info!(
             shard = parts.index,
-            udp_buffers = UDP_BUFFERS,
+            udp_buffers = udp_count,
             udp_buf_size = udp_size,
-            tun_buffers = if tun_pool.is_some() { TUN_BUFFERS } else { 0 },
+            tun_buffers = tun_count,
             tun_buf_size = tun_pool.as_ref().map_or(0, |p| p.buf_size()),
+            tun_vnet_hdr = offload.tun.vnet_hdr,
+            udp_gso = offload.udp.gso,
+            udp_gro = offload.udp.gro,
             "shard ring ready"
         );
         Ok(Shard {
@@ -276,18 +371,27 @@ impl<E: Engine> Shard<E> {
             inject_slab,
             inject_free: (0..INJECT_BUFFERS).rev().collect(),
             states: [
-                vec![IN_KERNEL; usize::from(UDP_BUFFERS)],
-                vec![IN_KERNEL; usize::from(TUN_BUFFERS)],
+                vec![IN_KERNEL; usize::from(udp_count)],
+                vec![IN_KERNEL; usize::from(tun_count)],
                 vec![IN_BATCH; usize::from(INJECT_BUFFERS)],
             ],
-            udp_peers: vec![None; usize::from(UDP_BUFFERS)],
+            inflight: [vec![0; usize::from(udp_count)], vec![0; usize::from(tun_count)]],
+            geo: [
+                vec![Geometry::whole(udp_size); usize::from(udp_count)],
+                vec![Geometry::whole(tun_buf_size); usize::from(tun_count)],
+            ],
+            emitted: [vec![[0; 4]; usize::from(udp_count)], vec![[0; 4]; usize::from(tun_count)]],
+            offload,
+            layout,
+            gso_on: offload.udp.gso,
+            udp_peers: vec![None; usize::from(udp_count)],
             recv_msg,
             slots,
             free_slots: (0..slot_count as u32).rev().collect(),
             cqes: Vec::with_capacity(CQ_ENTRIES as usize),
-            udp_batch: RxBatch::with_capacity(usize::from(UDP_BUFFERS)),
-            tun_batch: RxBatch::with_capacity(usize::from(TUN_BUFFERS)),
-            out: TxQueues::with_capacity(usize::from(UDP_BUFFERS) + usize::from(TUN_BUFFERS)),
+            udp_batch: RxBatch::with_capacity(udp_batch),
+            tun_batch: RxBatch::with_capacity(tun_batch),
+            out: TxQueues::with_capacity(udp_batch + tun_batch),
             udp_armed: false,
             tun_reads,
             punt_armed: false,
@@ -437,5 +541,8 @@ impl<E: Engine> Shard<E> {
             }
         }
         c.add_drops(&t.drops);
+        if let Some(links) = self.engine.links() {
+            links.take_dirty(|slot, id, counts| c.links[slot].publish(id, counts));
+        }
     }
 }

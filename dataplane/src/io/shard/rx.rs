@@ -43,7 +43,7 @@ impl<E: Engine> Shard<E> {
             }
             return;
         }
-        let Some(bid) = bid.filter(|b| *b < UDP_BUFFERS) else { return };
+        let Some(bid) = bid.filter(|b| *b < self.udp_pool.count()) else { return };
         let id = packet_id(POOL_UDP, bid);
         self.states[POOL_UDP][usize::from(bid)] = IN_BATCH;
         let base = self.udp_pool.buf_ptr(bid);
@@ -58,9 +58,10 @@ impl<E: Engine> Shard<E> {
                 from_sockaddr_bytes(m.name_data()),
                 m.payload_data().as_ptr(),
                 m.payload_data().len(),
+                super::super::sys::gro_segment_size(m.control_data()),
             )
         });
-        let Some((truncated, peer, payload, plen)) = parsed else {
+        let Some((truncated, peer, payload, plen, gro)) = parsed else {
             self.tally.drops[DropReason::Malformed as usize] += 1;
             self.give_back(id);
             return;
@@ -70,10 +71,14 @@ impl<E: Engine> Shard<E> {
             self.give_back(id);
             return;
         }
-        self.tally.udp_rx.0 += 1;
-        self.tally.udp_rx.1 += plen as u64;
         self.udp_peers[usize::from(bid)] = peer;
         let start = payload as usize - base as usize;
+        if let Some(stride) = gro.filter(|s| *s < plen) {
+            return self.split_gro(bid, start, plen, stride, peer);
+        }
+        self.tally.udp_rx.0 += 1;
+        self.tally.udp_rx.1 += plen as u64;
+        self.set_geometry(POOL_UDP, bid, Geometry::whole(size));
         // Safety: buffer `bid` is ours (see above) until `recycle_batches` or its send completes,
         // and no other batch entry uses it.
         if !unsafe { self.udp_batch.push(base, size, start, plen, peer, id) } {
@@ -114,13 +119,17 @@ impl<E: Engine> Shard<E> {
             *worked = true;
         }
         let Some(pool) = &self.tun_pool else { return };
-        let Some(bid) = bid.filter(|b| *b < TUN_BUFFERS) else { return };
+        let Some(bid) = bid.filter(|b| *b < pool.count()) else { return };
         let id = packet_id(POOL_TUN, bid);
         self.states[POOL_TUN][usize::from(bid)] = IN_BATCH;
         let len = res as usize;
+        let (base, size, start) = (pool.buf_ptr(bid), pool.buf_size(), pool.data_offset());
+        if self.offload.tun.vnet_hdr {
+            return self.read_vnet(bid, base, size, start, len);
+        }
         self.tally.tun_rx.0 += 1;
         self.tally.tun_rx.1 += len as u64;
-        let (base, size, start) = (pool.buf_ptr(bid), pool.buf_size(), pool.data_offset());
+        self.set_geometry(POOL_TUN, bid, Geometry::whole(size));
         // Safety: the kernel handed buffer `bid` to us with this completion; it is ours until
         // `recycle_batches` or its send completes, and no other batch entry uses it.
         if !unsafe { self.tun_batch.push(base, size, start, len, None, id) } {
@@ -132,33 +141,55 @@ impl<E: Engine> Shard<E> {
     pub(super) fn on_sent(&mut self, ud: u64, res: i32) {
         let index = ud as u32 as usize;
         let Some(slot) = self.slots.get(index) else { return };
-        let id = slot.id;
+        let (id, packets, vnet_len, gso) = (slot.id, u64::from(slot.packets), u64::from(slot.vnet_len), slot.gso);
         let to_tun = ud >> 32 == OP_TUN_WRITE;
         if res < 0 {
             let reason = if to_tun { DropReason::TunWriteFailed } else { DropReason::SendFailed };
-            self.tally.drops[reason as usize] += 1;
-            if -res != libc::ECANCELED {
+            self.tally.drops[reason as usize] += packets;
+            if gso && self.gso_on && matches!(-res, libc::EIO | libc::EINVAL | libc::EOPNOTSUPP) {
+                // The route's device cannot take GSO (no checksum offload, say): segment ourselves.
+                self.gso_on = false;
+                warn!(
+                    shard = self.index,
+                    errno = -res,
+                    "UDP GSO send refused; sending datagram by datagram from now on"
+                );
+            } else if -res != libc::ECANCELED {
                 self.log_error(if to_tun { "TUN write" } else { "UDP send" }, -res);
             }
         } else {
             let t = if to_tun { &mut self.tally.tun_tx } else { &mut self.tally.udp_tx };
-            t.0 += 1;
-            t.1 += res as u64;
+            t.0 += packets;
+            t.1 += (res as u64).saturating_sub(vnet_len);
         }
         self.free_slots.push(index as u32);
-        self.give_back(id);
+        self.release(id);
+    }
+
+    /// One send or write of buffer `id` is done: the buffer goes back once none is left
+    /// and it is out of the batch.
+    pub(super) fn release(&mut self, id: PacketId) {
+        let (pool, bid) = split_id(id);
+        if pool == POOL_INJECT {
+            return self.give_back(id);
+        }
+        let Some(n) = self.inflight.get_mut(pool).and_then(|v| v.get_mut(usize::from(bid))) else { return };
+        *n = n.saturating_sub(1);
+        if *n == 0 && self.states[pool][usize::from(bid)] == IN_FLIGHT {
+            self.give_back(id);
+        }
     }
 
     /// Returns a buffer to where it comes from (its ring, or the inject free list).
     pub(super) fn give_back(&mut self, id: PacketId) {
         let (pool, bid) = split_id(id);
         match pool {
-            POOL_UDP if bid < UDP_BUFFERS => {
+            POOL_UDP if bid < self.udp_pool.count() => {
                 self.states[POOL_UDP][usize::from(bid)] = IN_KERNEL;
                 self.udp_pool.give_back(bid);
             }
-            POOL_TUN if bid < TUN_BUFFERS => {
-                if let Some(p) = &mut self.tun_pool {
+            POOL_TUN => {
+                if let Some(p) = self.tun_pool.as_mut().filter(|p| bid < p.count()) {
                     self.states[POOL_TUN][usize::from(bid)] = IN_KERNEL;
                     p.give_back(bid);
                 }
@@ -178,6 +209,10 @@ impl<E: Engine> Shard<E> {
             for id in batch.ids() {
                 let (_, bid) = split_id(id);
                 if self.states[pool][usize::from(bid)] != IN_BATCH {
+                    continue;
+                }
+                if self.inflight[pool][usize::from(bid)] > 0 {
+                    self.states[pool][usize::from(bid)] = IN_FLIGHT;
                     continue;
                 }
                 self.states[pool][usize::from(bid)] = IN_KERNEL;

@@ -1,8 +1,10 @@
-//! Network namespaces, veth pairs and a checked TCP transfer for the
-//! end-to-end tests. Everything is named after the test's pid and a tag and
-//! removed by a `Drop` guard, so a failing test still cleans up; every wait
-//! is bounded. Shared by the tests crate and the dataplane's tests (which
-//! include this file by path: it needs nothing but std and libc).
+//! Network namespaces, veth pairs and a checked TCP transfer, for the lab
+//! and the end-to-end tests. A namespace made by [`Netns::new`] is named
+//! after the process's pid and a tag and removed by a `Drop` guard, so a
+//! failing test still cleans up; one named by [`Netns::existing`] (a lab's)
+//! is left alone. Every wait is bounded. Shared by the lab, the tests crate
+//! (which re-exports it) and the dataplane's tests (which include this file
+//! by path: it needs nothing but std and libc).
 
 #![allow(dead_code)]
 
@@ -41,6 +43,8 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 #[derive(Debug)]
 pub struct Netns {
     pub name: String,
+    /// Whether drop deletes it.
+    owned: bool,
 }
 
 impl Netns {
@@ -48,9 +52,14 @@ impl Netns {
         let name = format!("mdp{}{tag}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
+        let ns = Netns { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// A namespace that exists already and that drop leaves alone.
+    pub fn existing(name: &str) -> Netns {
+        Netns { name: name.to_owned(), owned: false }
     }
 
     /// `ip -n <ns> ...`.
@@ -67,21 +76,46 @@ impl Netns {
         c
     }
 
-    /// Runs `f` on a thread that has entered this namespace.
+    /// Runs `f` on a thread that has entered this namespace (panics if it cannot enter).
     pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
-        let path = format!("/var/run/netns/{}", self.name);
+        let path = self.path();
         std::thread::spawn(move || {
-            let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // Safety: setns on an open namespace file; it only changes this thread's network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            enter(&path).unwrap_or_else(|e| panic!("setns {path}: {e}"));
             f()
         })
     }
+
+    /// Runs `f` on a thread that has entered this namespace; the thread's
+    /// result is the error if it could not.
+    pub fn spawn_checked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<std::io::Result<T>> {
+        let path = self.path();
+        std::thread::spawn(move || enter(&path).map(|()| f()))
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+fn enter(path: &str) -> std::io::Result<()> {
+    let file = File::open(path)?;
+    // Safety: setns on an open namespace file; it only changes this thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
@@ -160,39 +194,49 @@ impl Stream {
     }
 }
 
-/// Listens on `addr` and accepts one connection within 15 s (panics
-/// otherwise); the connection blocks, with a 20 s read timeout.
-pub fn accept_one(addr: SocketAddr) -> TcpStream {
-    let listener = TcpListener::bind(addr).expect("bind listener");
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
+/// Listens on `addr` and accepts one connection within `within`; the
+/// connection blocks, with a 20 s read timeout.
+pub fn try_accept_one(addr: SocketAddr, within: Duration) -> std::io::Result<TcpStream> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + within;
     let conn = loop {
         match listener.accept() {
             Ok((c, _)) => break c,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10))
             }
-            Err(e) => panic!("accept: {e}"),
+            Err(e) => return Err(e),
         }
     };
-    conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    conn
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(20)))?;
+    Ok(conn)
 }
 
-/// Connects to `addr`, retrying for up to 10 s while the listener comes up
-/// (panics otherwise); writes time out after 20 s.
-pub fn connect_within(addr: SocketAddr) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// [`try_accept_one`] within 15 s, panicking otherwise.
+pub fn accept_one(addr: SocketAddr) -> TcpStream {
+    try_accept_one(addr, Duration::from_secs(15)).unwrap_or_else(|e| panic!("accept on {addr}: {e}"))
+}
+
+/// Connects to `addr`, retrying for up to `within` while the listener
+/// comes up; writes time out after 20 s.
+pub fn try_connect_within(addr: SocketAddr, within: Duration) -> std::io::Result<TcpStream> {
+    let deadline = Instant::now() + within;
     let conn = loop {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
             Ok(c) => break c,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("connect {addr}: {e}"),
+            Err(e) => return Err(e),
         }
     };
-    conn.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
-    conn
+    conn.set_write_timeout(Some(Duration::from_secs(20)))?;
+    Ok(conn)
+}
+
+/// [`try_connect_within`] 10 s, panicking otherwise.
+pub fn connect_within(addr: SocketAddr) -> TcpStream {
+    try_connect_within(addr, Duration::from_secs(10)).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
 }
 
 /// Sends `bytes` from a thread in `from` to a listener in `to` at

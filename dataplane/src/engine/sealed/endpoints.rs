@@ -1,11 +1,12 @@
 //! The underlay endpoint of every link of the current route snapshot, as a
-//! ready `SocketAddr`, by link position.
+//! ready `SocketAddr` with the link's id, by link position.
 //!
 //! A snapshot stores each link's address in a fixed archived form; turning
 //! it into a `SocketAddr` per packet cost about 28 instructions. The engine
 //! rebuilds this table once per mapped snapshot ([`LinkEndpoints::rebuild`],
 //! when the route subscriber reports a new view) and per packet reads the
-//! endpoint of the position a lookup returned ([`LinkEndpoints::get`]).
+//! endpoint and id of the position a lookup returned ([`LinkEndpoints::get`]),
+//! without touching the snapshot's link entry.
 
 use std::net::SocketAddr;
 
@@ -14,7 +15,7 @@ use mycelium_common::snapshot::SnapshotView;
 /// Endpoints by link position (see the module docs).
 #[derive(Debug, Default)]
 pub(super) struct LinkEndpoints {
-    by_position: Vec<Option<SocketAddr>>,
+    by_position: Vec<Option<(SocketAddr, u32)>>,
 }
 
 impl LinkEndpoints {
@@ -22,14 +23,14 @@ impl LinkEndpoints {
     pub fn rebuild(&mut self, view: Option<&SnapshotView<'_>>) {
         self.by_position.clear();
         if let Some(view) = view {
-            self.by_position.extend(view.links().map(|link| link.underlay()));
+            self.by_position.extend(view.links().map(|link| link.underlay().map(|addr| (addr, link.id()))));
         }
     }
 
-    /// The endpoint of the link at `position`; `None` for local delivery
-    /// (`LOCAL_LINK`) or a position the snapshot does not have.
+    /// The endpoint and id of the link at `position`; `None` for local
+    /// delivery (`LOCAL_LINK`) or a position the snapshot does not have.
     #[inline]
-    pub fn get(&self, position: u16) -> Option<SocketAddr> {
+    pub fn get(&self, position: u16) -> Option<(SocketAddr, u32)> {
         self.by_position.get(usize::from(position)).copied().flatten()
     }
 }
@@ -56,7 +57,7 @@ mod tests {
         let mut endpoints = LinkEndpoints::default();
         endpoints.rebuild(Some(&view));
         // Links are stored in id order: 3 then 9.
-        assert_eq!((endpoints.get(0), endpoints.get(1), endpoints.get(2)), (Some(a), Some(b), None));
+        assert_eq!((endpoints.get(0), endpoints.get(1), endpoints.get(2)), (Some((a, 3)), Some((b, 9)), None));
         assert_eq!(endpoints.get(LOCAL_LINK), None);
         endpoints.rebuild(None);
         assert_eq!(endpoints.get(0), None);
