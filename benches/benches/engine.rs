@@ -23,6 +23,11 @@
 //! out where it should, or the bench panics rather than time a drop path.
 //!
 //! `cargo bench -p mycelium-benches --bench engine`
+//!
+//! With `MYCELIUM_BENCH_BATCH_MEDIAN=1` each batch of 64 is timed on its own
+//! and a sample counts the median batch for all of its batches: on a shared
+//! machine under load, the few batches that another process preempts (for
+//! milliseconds) otherwise decide the mean of every sample.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -132,8 +137,41 @@ fn now() -> Timestamp {
     Timestamp::from_nanos(NOW)
 }
 
+/// Adds up the timed batches of one sample: their sum, or (with
+/// `MYCELIUM_BENCH_BATCH_MEDIAN` set) the median batch's time per packet
+/// times the packets (see the module docs).
+struct BatchTimes {
+    median: bool,
+    total: Duration,
+    per_packet_ns: Vec<f64>,
+}
+
+impl BatchTimes {
+    fn new() -> Self {
+        let median = std::env::var_os("MYCELIUM_BENCH_BATCH_MEDIAN").is_some();
+        BatchTimes { median, total: Duration::ZERO, per_packet_ns: Vec::new() }
+    }
+
+    fn add(&mut self, batch: Duration, packets: usize) {
+        self.total += batch;
+        if self.median {
+            self.per_packet_ns.push(batch.as_nanos() as f64 / packets as f64);
+        }
+    }
+
+    fn sample(mut self, iters: u64) -> Duration {
+        if !self.median || self.per_packet_ns.is_empty() {
+            return self.total;
+        }
+        let mid = self.per_packet_ns.len() / 2;
+        let (_, median, _) = self.per_packet_ns.select_nth_unstable_by(mid, f64::total_cmp);
+        Duration::from_nanos((*median * iters as f64) as u64)
+    }
+}
+
 /// Runs `iters` packets in batches of [`BATCH`]: `prepare(slots, n)` untimed,
-/// then `timed(slots, n)`, then `check(slots, n)` untimed. Returns the timed total.
+/// then `timed(slots, n)`, then `check(slots, n)` untimed. Returns the timed
+/// total (see [`BatchTimes`]).
 fn batches(
     iters: u64,
     slots: &mut Slots,
@@ -141,18 +179,18 @@ fn batches(
     mut timed: impl FnMut(&mut Slots),
     check: impl Fn(&Slots, usize),
 ) -> Duration {
-    let mut total = Duration::ZERO;
+    let mut times = BatchTimes::new();
     let mut left = iters;
     while left > 0 {
         let n = (left as usize).min(BATCH);
         prepare(slots, n);
         let start = Instant::now();
         timed(slots);
-        total += start.elapsed();
+        times.add(start.elapsed(), n);
         check(slots, n);
         left -= n as u64;
     }
-    total
+    times.sample(iters)
 }
 
 /// Destination of packet `i` of a batch: the far end, or (at scale) one of
@@ -307,7 +345,7 @@ fn aead_only(group: &mut BenchmarkGroup<'_, WallTime>) {
         let mut counter = 0u64;
         group.bench_function(format!("aead-only-seal/{size}B"), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
+                let mut times = BatchTimes::new();
                 for chunk in 0..iters.div_ceil(BATCH as u64) {
                     let n = (iters - chunk * BATCH as u64).min(BATCH as u64) as usize;
                     let start = Instant::now();
@@ -316,14 +354,14 @@ fn aead_only(group: &mut BenchmarkGroup<'_, WallTime>) {
                         let nonce = Nonce::new(0, counter);
                         black_box(cipher.seal_in_place(nonce, &aad, black_box(&mut buf[..size])).unwrap());
                     }
-                    total += start.elapsed();
+                    times.add(start.elapsed(), n);
                 }
-                total
+                times.sample(iters)
             })
         });
         group.bench_function(format!("aead-only-open/{size}B"), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
+                let mut times = BatchTimes::new();
                 for chunk in 0..iters.div_ceil(BATCH as u64) {
                     let n = (iters - chunk * BATCH as u64).min(BATCH as u64) as usize;
                     for (i, (buf, tag)) in bufs.iter_mut().zip(tags.iter_mut()).take(n).enumerate() {
@@ -335,9 +373,9 @@ fn aead_only(group: &mut BenchmarkGroup<'_, WallTime>) {
                         let nonce = Nonce::new(1, i as u64);
                         cipher.open_in_place(nonce, &aad, black_box(&mut buf[..size]), tag).unwrap();
                     }
-                    total += start.elapsed();
+                    times.add(start.elapsed(), n);
                 }
-                total
+                times.sample(iters)
             })
         });
     }

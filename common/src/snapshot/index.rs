@@ -21,8 +21,7 @@ pub(crate) fn prefix_mask(len: u8) -> u128 {
 }
 
 /// The hash of `(prefix, len)`: its low bits (reduced to the table size) are
-/// where the probe sequence starts, its top 16 bits the slot's tag. `prefix`
-/// must already be masked to `len`.
+/// where the probe sequence starts. `prefix` must already be masked to `len`.
 #[inline]
 pub fn slot_hash(prefix: u128, len: u8) -> u64 {
     let hi = (prefix >> 64) as u64;
@@ -42,10 +41,10 @@ pub(crate) fn table_len(routes: usize) -> Option<usize> {
     (want <= 1 << 31).then_some(want)
 }
 
-/// A slot's tag: the top 16 bits of the hash (the position uses the low bits).
+/// The first 64 bits of a prefix: what a slot stores of its key.
 #[inline]
-pub(crate) fn tag_of(hash: u64) -> u16 {
-    (hash >> 48) as u16
+pub(crate) fn prefix_hi(prefix: u128) -> u64 {
+    (prefix >> 64) as u64
 }
 
 /// Builds the slot table for `routes` (sorted, unique, masked). `link_pos`
@@ -56,12 +55,14 @@ pub(crate) fn build_slots(routes: &[Route], link_pos: &[u16], len: usize) -> Vec
     let mut slots = vec![IndexSlot::EMPTY; len];
     let mask = len - 1;
     for (i, (route, &link)) in routes.iter().zip(link_pos).enumerate() {
-        let hash = slot_hash(u128::from_be_bytes(route.prefix), route.len);
+        let prefix = u128::from_be_bytes(route.prefix);
+        let hash = slot_hash(prefix, route.len);
         let mut pos = hash as usize & mask;
         // At most half the table is full, so an empty slot is always found.
         for _ in 0..len {
             if slots[pos].route == EMPTY_SLOT {
-                slots[pos] = IndexSlot { route: i as u32, link, tag: tag_of(hash) };
+                slots[pos] =
+                    IndexSlot { prefix_hi: prefix_hi(prefix), route: i as u32, link, len: route.len, reserved: 0 };
                 break;
             }
             pos = (pos + 1) & mask;
@@ -81,35 +82,33 @@ pub(crate) fn lengths_of<'a>(lens: impl Iterator<Item = &'a u8>) -> Vec<u8> {
     (0..=128u8).rev().filter(|&l| present[usize::from(l)]).collect()
 }
 
-/// Probes for the exact key `(prefix, len)` (prefix masked). Returns the slot
-/// and its route, or `None` if an empty slot or the end of the bound is met
-/// first. Never panics and never runs more than `slots.len()` steps,
-/// whatever the table holds.
+/// Probes for the exact key `(prefix, len)` (prefix masked). Returns the
+/// slot, or `None` if an empty slot or the end of the bound is met first.
+/// For `len` <= 64 the slot holds the whole key and no route is read; a
+/// longer prefix also compares its last 64 bits in its route. Never panics
+/// and never runs more than `slots.len()` steps, whatever the table holds.
 #[inline]
 pub(crate) fn probe<'a>(
     slots: &'a [ArchivedIndexSlot],
-    routes: &'a [ArchivedRoute],
+    routes: &[ArchivedRoute],
     prefix: u128,
     len: u8,
-) -> Option<(&'a ArchivedIndexSlot, &'a ArchivedRoute)> {
+) -> Option<&'a ArchivedIndexSlot> {
     let n = slots.len();
     let mask = n.wrapping_sub(1);
-    let want = prefix.to_be_bytes();
-    let hash = slot_hash(prefix, len);
-    let tag = tag_of(hash);
-    let mut pos = hash as usize & mask;
+    let hi = prefix_hi(prefix);
+    let mut pos = slot_hash(prefix, len) as usize & mask;
     for _ in 0..n {
         let slot = slots.get(pos)?;
         let r = slot.route.to_native();
         if r == EMPTY_SLOT {
             return None;
         }
-        if slot.tag.to_native() == tag
-            && let Some(route) = routes.get(r as usize)
-            && route.len == len
-            && route.prefix == want
+        if slot.prefix_hi.to_native() == hi
+            && slot.len == len
+            && (len <= 64 || routes.get(r as usize).is_some_and(|route| route.prefix == prefix.to_be_bytes()))
         {
-            return Some((slot, route));
+            return Some(slot);
         }
         pos = (pos + 1) & mask;
     }

@@ -13,7 +13,10 @@
 //!   longest-prefix match and returns a [`RouteHit`]: the route (its
 //!   `router_id` is the destination node's public key, which selects the
 //!   end-to-end session in the dataplane's separate key table) and the
-//!   [`NextHop`] (a link, with its underlay address, or local delivery).
+//!   [`NextHop`] (a link, with its underlay address, or local delivery),
+//!   plus the route's and the link's positions, read from the index slot
+//!   alone, so a shard that keys its per-route and per-link state by them
+//!   needs one cache miss per lookup.
 //!
 //! Layout of the schema: [`schema`]; the lookup index (an open-addressing
 //! hash table per snapshot, built by the writer and proved consistent by
@@ -31,7 +34,8 @@ mod tests;
 pub use builder::{BuildError, SerializeError, SnapshotBuilder};
 pub use rkyv::util::AlignedVec;
 pub use schema::{
-    IndexSlot, LOCAL, Link, LinkState, NodeInfo, Route, RouteIndex, RouteSnapshot, SNAPSHOT_VERSION, Underlay,
+    IndexSlot, LOCAL, LOCAL_LINK, Link, LinkState, NodeInfo, Route, RouteIndex, RouteSnapshot, SNAPSHOT_VERSION,
+    Underlay,
 };
 pub use validate::SnapshotError;
 pub use view::{LinkView, NextHop, RouteHit, RouteView, SnapshotView};

@@ -104,6 +104,44 @@ fn lookup_picks_the_longest_matching_prefix_and_its_next_hop() {
 }
 
 #[test]
+fn prefixes_longer_than_64_bits_that_share_their_first_64_are_told_apart() {
+    let snap = SnapshotBuilder::new(node(), 1, Timestamp::ZERO)
+        .links([link(1, true), link(2, true), link(3, true)])
+        .routes([route("400:1::1/128", 1, 1), route("400:1::2/128", 2, 2), route("400:1::/96", 3, 3)])
+        .build()
+        .unwrap();
+    let bytes = bytes_of(&snap);
+    let view = SnapshotView::validate(&bytes).unwrap();
+    let metric = |a: &str| view.lookup(&addr(a)).map(|h| h.route.metric());
+    assert_eq!((metric("400:1::1"), metric("400:1::2"), metric("400:1::3")), (Some(1), Some(2), Some(3)));
+    assert_eq!(metric("400:1::1:0:1"), None);
+}
+
+#[test]
+fn a_hit_names_its_route_and_link_by_position() {
+    let bytes = bytes_of(&sample());
+    let view = SnapshotView::validate(&bytes).unwrap();
+    let hit = view.lookup(&addr("400:1:2:3:ffff::1")).unwrap();
+    let route = view.routes().nth(hit.route_index as usize).unwrap();
+    assert_eq!((route.prefix(), route.len()), (hit.route.prefix(), 64));
+    assert_eq!(view.link_at(hit.link_index).map(|l| l.id()), Some(2));
+    let local = view.lookup(&addr("5ff::1")).unwrap();
+    assert_eq!(local.link_index, LOCAL_LINK);
+    assert!(view.link_at(LOCAL_LINK).is_none());
+}
+
+#[test]
+fn an_index_slot_is_sixteen_bytes_and_never_straddles_a_cache_line() {
+    assert_eq!(size_of::<schema::ArchivedIndexSlot>(), 16);
+    assert_eq!(align_of::<schema::ArchivedIndexSlot>(), 16);
+    let bytes = bytes_of(&sample());
+    SnapshotView::validate(&bytes).unwrap();
+    let archived = rkyv::access::<schema::ArchivedRouteSnapshot, rkyv::rancor::Error>(&bytes).unwrap();
+    let offset = archived.index.slots.as_ptr() as usize - bytes.as_ptr() as usize;
+    assert_eq!(offset % 16, 0);
+}
+
+#[test]
 fn lookup_without_a_default_route_misses_outside_every_prefix() {
     let snap = SnapshotBuilder::new(node(), 1, Timestamp::ZERO)
         .links([link(1, true)])
@@ -171,7 +209,8 @@ fn reject(edit: impl FnOnce(&mut RouteSnapshot)) -> SnapshotError {
 #[test]
 fn validation_rejects_semantic_corruption() {
     use SnapshotError as E;
-    assert!(matches!(reject(|s| s.version = 2), E::Version { found: 2 }));
+    assert!(matches!(reject(|s| s.version = 1), E::Version { found: 1 }));
+    assert!(matches!(reject(|s| s.version = 3), E::Version { found: 3 }));
     assert!(matches!(reject(|s| s.routes[1].len = 130), E::PrefixLength { index: 1, len: 130 }));
     assert!(matches!(reject(|s| s.routes[1].prefix[15] = 1), E::HostBits { index: 1 }));
     assert!(matches!(reject(|s| s.routes.swap(0, 1)), E::RouteOrder { index: 1 }));
@@ -212,11 +251,26 @@ fn validation_rejects_an_index_that_does_not_match_the_routes() {
         }),
         E::IndexSlot { .. }
     ));
-    // A slot whose tag differs from its route's hash.
+    // A slot whose key differs from its route's: prefix bits, length.
     assert!(matches!(
         reject(|s| {
             let i = slot_of(s, 1);
-            s.index.slots[i].tag ^= 1
+            s.index.slots[i].prefix_hi ^= 1
+        }),
+        E::IndexSlot { .. }
+    ));
+    assert!(matches!(
+        reject(|s| {
+            let i = slot_of(s, 1);
+            s.index.slots[i].len ^= 1
+        }),
+        E::IndexSlot { .. }
+    ));
+    // A slot with its reserved byte set.
+    assert!(matches!(
+        reject(|s| {
+            let i = slot_of(s, 1);
+            s.index.slots[i].reserved = 1
         }),
         E::IndexSlot { .. }
     ));
@@ -343,6 +397,12 @@ proptest! {
             let want = naive_lookup(&routes, &q).map(|r| (r.prefix, r.len, r.next_hop, r.metric));
             prop_assert_eq!(got, want);
             if let Some(hit) = view.lookup(&q) {
+                let listed = view.routes().nth(hit.route_index as usize).map(|r| (r.prefix(), r.len()));
+                prop_assert_eq!(listed, Some((hit.route.prefix(), hit.route.len())));
+                prop_assert_eq!(view.link_at(hit.link_index).map(|l| l.id()), match hit.next_hop {
+                    NextHop::Local => None,
+                    NextHop::Link(l) => Some(l.id()),
+                });
                 match hit.next_hop {
                     NextHop::Local => prop_assert_eq!(hit.route.next_hop_id(), LOCAL),
                     NextHop::Link(l) => prop_assert_eq!(l.id(), hit.route.next_hop_id()),

@@ -12,7 +12,7 @@
 
 use rkyv::rancor;
 
-use super::index::{lengths_of, prefix_mask, slot_hash, tag_of};
+use super::index::{lengths_of, prefix_hi, prefix_mask, slot_hash};
 use super::schema::{
     ArchivedRouteSnapshot, EMPTY_SLOT, FAMILY_V4, FAMILY_V6, LOCAL, LOCAL_LINK, LinkState, SNAPSHOT_VERSION,
 };
@@ -156,10 +156,12 @@ fn check_routes(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
 ///    (so full slots and routes correspond one to one);
 /// 2. over the routes: probing from each route's home position, as a lookup
 ///    does, reaches its slot before any empty slot (so lookups find it), and
-///    that slot carries the route's hash tag and the position of a link
-///    whose id is the route's next hop (so next hops exist).
+///    that slot carries the route's key (first 64 prefix bits and length,
+///    which is all a lookup of a prefix up to /64 compares), a zero reserved
+///    byte, and the position of a link whose id is the route's next hop (so
+///    next hops exist).
 ///
-/// Pass 2 reads the 8-byte slots at random but the routes in order, which
+/// Pass 2 reads the 16-byte slots at random but the routes in order, which
 /// keeps it cache friendly for big tables.
 fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
     let slots = snap.index.slots.as_slice();
@@ -195,8 +197,8 @@ fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
     }
 
     for (i, route) in routes.iter().enumerate() {
-        let hash = slot_hash(u128::from_be_bytes(route.prefix), route.len);
-        let mut pos = hash as usize & mask;
+        let prefix = u128::from_be_bytes(route.prefix);
+        let mut pos = slot_hash(prefix, route.len) as usize & mask;
         let mut slot = None;
         for _ in 0..n {
             let Some(s) = slots.get(pos) else { break };
@@ -222,7 +224,8 @@ fn check_index(snap: &ArchivedRouteSnapshot) -> Result<(), SnapshotError> {
         } else {
             links.get(usize::from(link)).is_some_and(|l| l.id.to_native() == next_hop)
         };
-        if slot.tag.to_native() != tag_of(hash) || !link_ok {
+        let key_ok = slot.prefix_hi.to_native() == prefix_hi(prefix) && slot.len == route.len;
+        if !key_ok || slot.reserved != 0 || !link_ok {
             return Err(SnapshotError::IndexSlot { slot: pos });
         }
     }

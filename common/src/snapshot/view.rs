@@ -11,10 +11,8 @@
 
 use std::net::SocketAddr;
 
-use super::index::{prefix_mask, probe, slot_hash, tag_of};
-use super::schema::{
-    ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, EMPTY_SLOT, LOCAL_LINK, LinkState, RouteSnapshot,
-};
+use super::index::{prefix_hi, prefix_mask, probe, slot_hash};
+use super::schema::{ArchivedLink, ArchivedRoute, ArchivedRouteSnapshot, LOCAL_LINK, LinkState, RouteSnapshot};
 use super::validate::{SnapshotError, validate};
 use crate::identity::PublicKey;
 use crate::time::Timestamp;
@@ -86,23 +84,33 @@ impl<'a> SnapshotView<'a> {
     }
 
     /// The longest-prefix match for `dst`, with its next hop.
-    #[inline]
+    ///
+    /// For routes of up to 64 bits this reads one index slot per prefix
+    /// length tried and nothing else: the [`RouteHit`] borrows its route and
+    /// link without reading them, so a caller that needs only the route and
+    /// link numbers ([`RouteHit::route_index`], [`RouteHit::link_index`])
+    /// pays one cache miss per lookup.
+    // Inlined into the shard's packet loop: out of line, building and
+    // returning the RouteHit through memory cost more than the probe.
+    #[inline(always)]
     pub fn lookup(&self, dst: &[u8; 16]) -> Option<RouteHit<'a>> {
         let snap = self.snap;
         let slots = snap.index.slots.as_slice();
         let routes = snap.routes.as_slice();
         let addr = u128::from_be_bytes(*dst);
-        for &len in snap.index.lengths.iter() {
-            let Some((slot, route)) = probe(slots, routes, addr & prefix_mask(len), len) else {
+        for &len in snap.index.lengths.as_slice() {
+            let Some(slot) = probe(slots, routes, addr & prefix_mask(len), len) else {
                 continue;
             };
-            let link = slot.link.to_native();
-            let next_hop = if link == LOCAL_LINK {
+            let route_index = slot.route.to_native();
+            let route = routes.get(route_index as usize)?;
+            let link_index = slot.link.to_native();
+            let next_hop = if link_index == LOCAL_LINK {
                 NextHop::Local
             } else {
-                NextHop::Link(LinkView { link: snap.links.get(usize::from(link))? })
+                NextHop::Link(LinkView { link: snap.links.get(usize::from(link_index))? })
             };
-            return Some(RouteHit { route: RouteView { route }, next_hop });
+            return Some(RouteHit { route: RouteView { route }, next_hop, route_index, link_index });
         }
         None
     }
@@ -112,36 +120,38 @@ impl<'a> SnapshotView<'a> {
     ///
     /// Same answers as one at a time, but when the table is bigger than the
     /// caches it is faster: for each chunk of destinations it first reads
-    /// every home slot (of the longest prefix length), then every candidate
-    /// route, so the cache misses of the chunk overlap instead of queueing
-    /// behind each other; the lookups proper then find their lines cached.
+    /// every home slot (of the longest prefix length), so the cache misses
+    /// of the chunk overlap instead of queueing behind each other; the
+    /// lookups proper then find their slots cached.
     pub fn lookup_batch(&self, dsts: &[[u8; 16]], out: &mut [Option<RouteHit<'a>>]) {
         const CHUNK: usize = 32;
         let snap = self.snap;
         let slots = snap.index.slots.as_slice();
-        let routes = snap.routes.as_slice();
         let mask = slots.len().wrapping_sub(1);
         let first_len = snap.index.lengths.first().copied().unwrap_or(0);
         for (dsts, out) in dsts.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            let mut first = [EMPTY_SLOT; CHUNK];
-            for (f, dst) in first.iter_mut().zip(dsts) {
+            let mut touched = 0u64;
+            for dst in dsts {
                 let key = u128::from_be_bytes(*dst) & prefix_mask(first_len);
-                let hash = slot_hash(key, first_len);
-                // Only a slot whose tag matches leads to a route worth reading.
-                *f = slots
-                    .get(hash as usize & mask)
-                    .filter(|s| s.tag.to_native() == tag_of(hash))
-                    .map_or(EMPTY_SLOT, |s| s.route.to_native());
-            }
-            let mut touched = 0u8;
-            for &r in &first {
-                touched ^= routes.get(r as usize).map_or(0, |route| route.len);
+                let home = slots.get(slot_hash(key, first_len) as usize & mask);
+                touched ^= home.map_or(0, |s| s.prefix_hi.to_native() ^ prefix_hi(key));
             }
             std::hint::black_box(touched);
             for (o, dst) in out.iter_mut().zip(dsts) {
                 *o = self.lookup(dst);
             }
         }
+    }
+
+    /// The link at position `index` of [`links`](Self::links) (the
+    /// position a [`RouteHit::link_index`] names).
+    pub fn link_at(&self, index: u16) -> Option<LinkView<'a>> {
+        self.snap.links.get(usize::from(index)).map(|link| LinkView { link })
+    }
+
+    /// Number of links.
+    pub fn link_count(&self) -> usize {
+        self.snap.links.len()
     }
 
     /// A deserialized copy, for tools and tests (allocates).
@@ -151,12 +161,21 @@ impl<'a> SnapshotView<'a> {
 }
 
 /// The answer to a lookup: the matching route and where to send.
+///
+/// The two numbers come from the index slot itself; `route` and `next_hop`
+/// borrow entries that are read only when their accessors are called.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteHit<'a> {
     /// The matching route.
     pub route: RouteView<'a>,
     /// Where packets for it go.
     pub next_hop: NextHop<'a>,
+    /// The route's position in [`SnapshotView::routes`]: stable for the
+    /// life of this snapshot, so a shard can key per-route state by it.
+    pub route_index: u32,
+    /// The next-hop link's position in [`SnapshotView::links`], or
+    /// [`LOCAL_LINK`](super::schema::LOCAL_LINK) for local delivery.
+    pub link_index: u16,
 }
 
 /// Where a route's packets go.

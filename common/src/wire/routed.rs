@@ -39,7 +39,10 @@
 //! [`decrement_hop_limit`](RoutedPacket::decrement_hop_limit) and forwards
 //! the bytes unopened. A sender writes the header with [`RoutedRepr::emit`]
 //! in front of the plaintext, then seals the payload in place and stores the
-//! tag through [`payload_and_tag_mut`](RoutedPacket::payload_and_tag_mut).
+//! tag through [`payload_and_tag_mut`](RoutedPacket::payload_and_tag_mut);
+//! the dataplane's hot path does the same in one pass with
+//! [`RoutedRepr::emit_header`], which also returns the associated data, and
+//! [`RoutedRepr::nonce`].
 //! Nothing here allocates.
 //!
 //! # What is authenticated
@@ -357,16 +360,36 @@ impl RoutedRepr {
         if buf.len() < self.buffer_len() {
             return Err(WireError::BufferTooShort);
         }
-        let mut packet = RoutedPacket::new_unchecked(buf);
-        packet.set_version(super::VERSION);
-        packet.set_kind(self.kind);
-        packet.set_hop_limit(self.hop_limit);
-        packet.set_shard(self.shard);
-        packet.set_key_id(self.key_id);
-        packet.set_counter(self.counter);
-        packet.set_source(self.source.as_bytes());
-        packet.set_destination(self.destination.as_bytes());
+        let header = buf.first_chunk_mut::<ROUTED_HEADER_LEN>().ok_or(WireError::BufferTooShort)?;
+        self.emit_header(header);
         Ok(())
+    }
+
+    /// Writes the 48 header bytes and returns the AEAD's associated data
+    /// (the same bytes with the hop limit zeroed, as [`RoutedPacket::aad`]
+    /// would read them back): the sender's one pass over the header, with
+    /// no length checks left, right before it seals the payload under
+    /// [`nonce`](Self::nonce).
+    #[inline]
+    pub fn emit_header(&self, header: &mut [u8; ROUTED_HEADER_LEN]) -> [u8; ROUTED_HEADER_LEN] {
+        let mut aad = [0u8; ROUTED_HEADER_LEN];
+        aad[field::VERSION] = super::VERSION;
+        aad[field::TYPE] = self.kind.packet_type() as u8;
+        aad[field::SHARD] = self.shard;
+        aad[field::KEY_ID..field::COUNTER].copy_from_slice(&self.key_id.to_be_bytes());
+        aad[field::COUNTER..field::SOURCE].copy_from_slice(&self.counter.to_be_bytes());
+        aad[field::SOURCE..field::DESTINATION].copy_from_slice(self.source.as_bytes());
+        aad[field::DESTINATION..field::PAYLOAD].copy_from_slice(self.destination.as_bytes());
+        *header = aad;
+        header[field::HOP_LIMIT] = self.hop_limit;
+        aad
+    }
+
+    /// The AEAD nonce of this packet (what [`RoutedPacket::nonce`] reads
+    /// back from the emitted header).
+    #[inline]
+    pub fn nonce(&self) -> Nonce {
+        Nonce::new(self.shard, self.counter)
     }
 }
 

@@ -11,13 +11,18 @@
 //! - [`ShardSessions`] (one per shard): the shard's own packet counters per
 //!   send session. Counters live here, not in the table: each shard has its
 //!   own nonce space (its id is in the nonce), so shards never coordinate
-//!   per packet.
+//!   per packet. It also remembers, per route of the current route snapshot,
+//!   which send session that route's destination uses, so after a route's
+//!   first packet the send path is two array reads, no hashing.
 //!
 //! Driving it: when a shard sees a new key table generation, it calls
 //! [`SharedSessions::refresh`] (which picks up the table another shard
-//! already built for that generation, or builds it) and [`ShardSessions::install`]; per packet it calls
-//! [`ShardSessions::next_send`] before sealing, and [`SessionTable::receiver`]
-//! then [`ReceiveKey::check`] / [`ReceiveKey::accept`] around opening.
+//! already built for that generation, or builds it) and [`ShardSessions::install`];
+//! when it maps a new route snapshot it calls [`ShardSessions::routes_changed`].
+//! Per packet it calls [`ShardSessions::next_send_for_route`] (or
+//! [`ShardSessions::next_send`] by public key) before sealing, and
+//! [`SessionTable::receiver`] then [`ReceiveKey::check`] / [`ReceiveKey::accept`]
+//! around opening.
 //!
 //! Sessions installed for another dataplane epoch are ignored (see the key
 //! table's docs): a restarted dataplane never reuses a nonce.
@@ -37,9 +42,12 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Default)]
 pub struct SessionTable {
     generation: u64,
-    /// Keyed by the peer node's public key: a route names its destination's
-    /// router id, so the send path needs no address hashing.
-    send: FxHashMap<[u8; 32], Arc<SendKey>>,
+    /// Send keys in key table order; shards index their counters and their
+    /// per-route cache by position here.
+    send: Vec<Arc<SendKey>>,
+    /// Position in `send` by the peer node's public key: a route names its
+    /// destination's router id, so the send path needs no address hashing.
+    send_index: FxHashMap<[u8; 32], u32>,
     receive: FxHashMap<u32, Arc<ReceiveKey>>,
 }
 
@@ -59,11 +67,18 @@ impl SessionTable {
     /// and replay windows from `self`; only new sessions run a key schedule.
     /// Sessions of another dataplane epoch are left out.
     pub fn rebuild(&self, view: &KeyTableView<'_>, epoch: u64) -> SessionTable {
-        let mut send = FxHashMap::default();
+        let mut send = Vec::new();
+        let mut send_index = FxHashMap::default();
         for s in view.send_sessions().iter().filter(|s| s.dataplane_epoch.to_native() == epoch) {
-            let kept = self.send.get(&s.peer_key).filter(|k| k.session_id() == s.session_id.to_native());
+            let kept = self.sender(&s.peer_key).filter(|k| k.session_id() == s.session_id.to_native());
             let key = kept.cloned().unwrap_or_else(|| Arc::new(SendKey::from_archived(s)));
-            send.insert(s.peer_key, key);
+            // Validation keeps peers unique; a repeated key keeps its first slot.
+            if let std::collections::hash_map::Entry::Vacant(e) = send_index.entry(s.peer_key)
+                && let Ok(slot) = u32::try_from(send.len())
+            {
+                e.insert(slot);
+                send.push(key);
+            }
         }
         let mut receive = FxHashMap::default();
         for r in view.receive_sessions().iter().filter(|r| r.dataplane_epoch.to_native() == epoch) {
@@ -72,13 +87,19 @@ impl SessionTable {
             let key = kept.cloned().unwrap_or_else(|| Arc::new(ReceiveKey::from_archived(r)));
             receive.insert(id, key);
         }
-        SessionTable { generation: view.generation(), send, receive }
+        SessionTable { generation: view.generation(), send, send_index, receive }
     }
 
     /// The key to seal packets to the node with public key `peer_key`.
     #[inline]
     pub fn sender(&self, peer_key: &[u8; 32]) -> Option<&Arc<SendKey>> {
-        self.send.get(peer_key)
+        self.send.get(*self.send_index.get(peer_key)? as usize)
+    }
+
+    /// The position of that key among this table's send keys.
+    #[inline]
+    pub fn send_slot(&self, peer_key: &[u8; 32]) -> Option<u32> {
+        self.send_index.get(peer_key).copied()
     }
 
     /// The key that opens packets stamped with `key_id`.

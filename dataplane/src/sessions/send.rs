@@ -77,18 +77,28 @@ pub struct SendTicket<'a> {
     pub counter: u64,
 }
 
+/// A route whose destination's session is not looked up yet.
+const ROUTE_UNKNOWN: u32 = u32::MAX;
+/// A route whose destination has no send session in the current table.
+const ROUTE_NO_SESSION: u32 = u32::MAX - 1;
+
 /// One shard's view of the send sessions, with its own counters.
 #[derive(Debug)]
 pub struct ShardSessions {
     table: Arc<SessionTable>,
-    /// Next counter per session id.
-    counters: FxHashMap<u64, u64>,
+    /// Next counter per send key, by position in `table.send`.
+    counters: Vec<u64>,
+    /// Per route of the current route snapshot (by route index): the
+    /// position of its destination's send key, [`ROUTE_NO_SESSION`], or
+    /// [`ROUTE_UNKNOWN`] until the route's first packet asks.
+    by_route: Vec<u32>,
 }
 
 impl ShardSessions {
     /// Starts from `table`, every counter at zero.
     pub fn new(table: Arc<SessionTable>) -> Self {
-        ShardSessions { table, counters: FxHashMap::default() }
+        let counters = vec![0; table.send.len()];
+        ShardSessions { table, counters, by_route: Vec::new() }
     }
 
     /// The table in use.
@@ -99,19 +109,65 @@ impl ShardSessions {
     /// Switches to a newly built table. Counters of sessions that are still
     /// in it carry on; those of sessions that left are forgotten.
     pub fn install(&mut self, table: Arc<SessionTable>) {
-        self.counters.retain(|session, _| table.send.values().any(|k| k.session_id == *session));
+        let old: FxHashMap<u64, u64> =
+            self.table.send.iter().zip(&self.counters).map(|(key, &next)| (key.session_id, next)).collect();
+        self.counters = table.send.iter().map(|key| old.get(&key.session_id).copied().unwrap_or(0)).collect();
         self.table = table;
+        self.by_route.fill(ROUTE_UNKNOWN);
+    }
+
+    /// A new route snapshot with `routes` routes is in use: route indices
+    /// now mean other routes, so forget what was learned per route. Must be
+    /// called before the first [`next_send_for_route`](Self::next_send_for_route)
+    /// with the new snapshot's indices.
+    pub fn routes_changed(&mut self, routes: usize) {
+        self.by_route.clear();
+        self.by_route.resize(routes, ROUTE_UNKNOWN);
     }
 
     /// Takes the next counter of the session to the node with public key
     /// `peer_key`, for one packet.
     #[inline]
     pub fn next_send(&mut self, now_ns: u64, peer_key: &[u8; 32]) -> Result<SendTicket<'_>, SendError> {
-        let key = self.table.send.get(peer_key).ok_or(SendError::NoSession)?;
+        let slot = self.table.send_slot(peer_key).ok_or(SendError::NoSession)?;
+        self.take(now_ns, slot)
+    }
+
+    /// Like [`next_send`](Self::next_send) for the destination of route
+    /// `route_index` of the current snapshot, whose router id is
+    /// `router_id`: the key table is searched on the route's first packet
+    /// only (`router_id` is not read after that).
+    #[inline]
+    pub fn next_send_for_route(
+        &mut self,
+        now_ns: u64,
+        route_index: u32,
+        router_id: &[u8; 32],
+    ) -> Result<SendTicket<'_>, SendError> {
+        let table = &self.table;
+        let resolve = || table.send_slot(router_id).unwrap_or(ROUTE_NO_SESSION);
+        let slot = match self.by_route.get_mut(route_index as usize) {
+            Some(known) if *known != ROUTE_UNKNOWN => *known,
+            Some(unknown) => {
+                *unknown = resolve();
+                *unknown
+            }
+            // Not a route of the snapshot `routes_changed` announced: no caching.
+            None => resolve(),
+        };
+        if slot == ROUTE_NO_SESSION {
+            return Err(SendError::NoSession);
+        }
+        self.take(now_ns, slot)
+    }
+
+    #[inline]
+    fn take(&mut self, now_ns: u64, slot: u32) -> Result<SendTicket<'_>, SendError> {
+        let key = self.table.send.get(slot as usize).ok_or(SendError::NoSession)?;
         if now_ns >= key.expires_at_ns {
             return Err(SendError::Expired);
         }
-        let counter = self.counters.entry(key.session_id).or_insert(0);
+        let counter = self.counters.get_mut(slot as usize).ok_or(SendError::NoSession)?;
         if *counter >= key.packet_limit {
             return Err(SendError::Exhausted);
         }

@@ -88,3 +88,27 @@ fn receive_checks_expiry_and_source() {
     assert_eq!(key.check(1_000, &[1; 16], 0, 0), Err(ReceiveError::Expired));
     assert!(t.receiver(8).is_none());
 }
+
+#[test]
+fn a_route_keeps_its_session_until_the_keys_or_the_routes_change() {
+    let t1 = build(&SessionTable::empty(), KeyTable::new(1, 0, vec![send(1, 10, EPOCH), send(2, 20, EPOCH)], vec![]));
+    let mut shard = ShardSessions::new(Arc::clone(&t1));
+    shard.routes_changed(2);
+    assert_eq!(shard.next_send_for_route(0, 0, &[1; 32]).unwrap().key.session_id(), 10);
+    // Learned: the router id is not consulted again for route 0.
+    assert_eq!(shard.next_send_for_route(0, 0, &[2; 32]).unwrap().key.session_id(), 10);
+    assert_eq!(shard.next_send_for_route(0, 1, &[9; 32]).unwrap_err(), SendError::NoSession);
+    assert_eq!(shard.next_send_for_route(0, 1, &[2; 32]).unwrap_err(), SendError::NoSession);
+    // New routes: asked again, and counters carry on.
+    shard.routes_changed(2);
+    let ticket = shard.next_send_for_route(0, 0, &[2; 32]).unwrap();
+    assert_eq!((ticket.key.session_id(), ticket.counter), (20, 0));
+    assert_eq!(shard.next_send_for_route(0, 1, &[1; 32]).unwrap().counter, 2);
+    // New keys: asked again; session 20 left, session 10 carries its counter.
+    let t2 = build(&t1, KeyTable::new(2, 0, vec![send(1, 10, EPOCH)], vec![]));
+    shard.install(t2);
+    assert_eq!(shard.next_send_for_route(0, 0, &[2; 32]).unwrap_err(), SendError::NoSession);
+    assert_eq!(shard.next_send_for_route(0, 1, &[1; 32]).unwrap_err(), SendError::Exhausted);
+    // A route index beyond the announced snapshot is looked up, not cached.
+    assert_eq!(shard.next_send_for_route(0, 7, &[2; 32]).unwrap_err(), SendError::NoSession);
+}

@@ -195,6 +195,16 @@ proptest! {
     }
 
     #[test]
+    fn emit_header_returns_the_aad_and_nonce_the_receiver_reads_back(repr in repr()) {
+        let mut buf = vec![0u8; repr.buffer_len()];
+        let aad = repr.emit_header(buf.first_chunk_mut().unwrap());
+        let packet = RoutedPacket::new_checked(&buf[..]).unwrap();
+        prop_assert_eq!(RoutedRepr::parse(&packet), Ok(repr));
+        prop_assert_eq!(packet.aad(), aad);
+        prop_assert_eq!(packet.nonce(), repr.nonce());
+    }
+
+    #[test]
     fn any_bytes_are_refused_or_read_without_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..128), routed in any::<bool>()) {
         if routed && bytes.len() >= 2 {
             bytes[0] = 1;

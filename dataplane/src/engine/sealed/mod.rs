@@ -21,8 +21,13 @@
 //! table subscribers (one atomic load each when nothing changed). On a new
 //! key table it picks up the [`SessionTable`] another shard already built for
 //! that generation, or builds and shares it ([`SharedSessions`]): key
-//! schedules run once per session per process, never per packet.
+//! schedules run once per session per process, never per packet. On a new
+//! route snapshot it rebuilds its link endpoints (ready `SocketAddr`s by
+//! link position) and forgets which session each route used: per packet,
+//! everything after the lookup is found by the route and link positions the
+//! index slot returned, without hashing and without reading the route.
 
+mod endpoints;
 mod punt_limit;
 mod tun;
 mod underlay;
@@ -45,6 +50,7 @@ use super::fair::FairShare;
 use super::links::LinkTraffic;
 use crate::batch::{RxBatch, TxQueues};
 use crate::sessions::{SessionTable, ShardSessions, SharedSessions};
+use endpoints::LinkEndpoints;
 use punt_limit::PuntLimiter;
 
 /// Bytes the engine adds in front of a TUN packet: the routed header.
@@ -77,6 +83,8 @@ pub struct SealedEngine {
     sessions: ShardSessions,
     punts: PuntLimiter,
     transit: super::transit::TransitTable,
+    /// Endpoints of the current route snapshot's links.
+    endpoints: LinkEndpoints,
     links: LinkTraffic,
     fair: Option<FairShare>,
     now_ns: u64,
@@ -104,6 +112,7 @@ impl SealedEngine {
             shared,
             punts: PuntLimiter::new(),
             transit: super::transit::TransitTable::default(),
+            endpoints: LinkEndpoints::default(),
             links: LinkTraffic::default(),
             fair: config.transit_limit_bps.map(FairShare::new),
             now_ns: 0,
@@ -112,8 +121,13 @@ impl SealedEngine {
 
     fn refresh(&mut self) {
         match self.routes.poll() {
+            // The only moment the current view changes: everything kept by
+            // route or link position follows it here.
             Ok(mycelium_common::shm::Poll::Updated { .. }) => {
-                if let Some(view) = self.routes.current() {
+                let view = self.routes.current();
+                self.endpoints.rebuild(view.as_ref());
+                self.sessions.routes_changed(view.map_or(0, |v| v.route_count()));
+                if let Some(view) = view {
                     self.links.resolve(&view);
                 }
             }
@@ -169,6 +183,7 @@ impl Engine for SealedEngine {
                 config: &self.config,
                 now_ns: self.now_ns,
                 routes: routes.as_ref(),
+                endpoints: &self.endpoints,
                 sessions: self.sessions.table(),
                 transit: &mut self.transit,
                 links: &mut self.links,
@@ -185,6 +200,7 @@ impl Engine for SealedEngine {
                 config: &self.config,
                 now_ns: self.now_ns,
                 routes: routes.as_ref(),
+                endpoints: &self.endpoints,
                 sessions: &mut self.sessions,
                 punts: &mut self.punts,
                 links: &mut self.links,

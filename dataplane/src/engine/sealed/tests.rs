@@ -348,3 +348,81 @@ fn an_inner_packet_not_from_the_sessions_peer_is_dropped_after_opening() {
     let datagram = expected_datagram(3, 0xB0B, 0, lab.a.addr, lab.b.addr, &inner);
     assert_eq!(only_drop(&run(&mut lab.engine_b, false, &datagram).1), DropReason::Spoofed);
 }
+
+#[test]
+fn a_new_route_snapshot_remaps_routes_to_their_sessions_and_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, r, b) = (node(1), node(2), node(3));
+    let link = |id, ep: &str, peer: &Node| Link::new(id, ep.parse().unwrap(), LinkState::Up, &peer.key);
+    let mut publisher = Publisher::create(ShmDir::new(dir.path(), "a").unwrap()).unwrap();
+    let mut publish = |generation: u64, routes: Vec<Route>, links: Vec<Link>, keys: &KeyTable| {
+        let snapshot = SnapshotBuilder::new(NodeInfo::from_public_key(&a.key), generation, Timestamp::from_nanos(NOW))
+            .routes(routes)
+            .links(links)
+            .build()
+            .unwrap();
+        publisher.publish(ROUTES, &snapshot.to_bytes().unwrap()).unwrap();
+        publisher.publish(KEYS, &keys.to_bytes()).unwrap();
+    };
+    let keys = KeyTable::new(1, NOW, vec![send_session(&b, 0xB0B), send_session(&r, 0x222)], vec![]);
+    publish(1, vec![route_to(&b, 1), route_to(&r, 1)], vec![link(1, R_ENDPOINT, &r)], &keys);
+    let mut engine_a = engine(dir.path(), "a", &a, 3);
+    let to_b = ipv6(a.addr, b.addr, b"to b");
+    let to_r = ipv6(a.addr, r.addr, b"to r");
+    let (outputs, _) = run(&mut engine_a, true, &to_b);
+    assert_eq!(
+        outputs,
+        vec![(TxDest::Udp(R_ENDPOINT.parse().unwrap()), expected_datagram(3, 0xB0B, 0, a.addr, b.addr, &to_b))]
+    );
+    let (outputs, _) = run(&mut engine_a, true, &to_r);
+    assert_eq!(outputs[0].1, expected_datagram(3, 0x222, 0, a.addr, r.addr, &to_r));
+
+    // Generation 2: a route sorting before both shifts every route index,
+    // B is now reached over a new link that sorts first, with a new endpoint.
+    let mut first = [0u8; 16];
+    first[0] = 0x04;
+    let extra = Route { prefix: first, len: 64, next_hop: 1, metric: 1, seqno: 1, router_id: [0xee; 32] };
+    publish(
+        2,
+        vec![extra, route_to(&b, 0), route_to(&r, 1)],
+        vec![link(0, B_ENDPOINT, &b), link(1, R_ENDPOINT, &r)],
+        &keys,
+    );
+    engine_a.begin_batch(Timestamp::from_nanos(NOW));
+    let (outputs, _) = run(&mut engine_a, true, &to_r);
+    assert_eq!(
+        outputs,
+        vec![(TxDest::Udp(R_ENDPOINT.parse().unwrap()), expected_datagram(3, 0x222, 1, a.addr, r.addr, &to_r))]
+    );
+    let (outputs, _) = run(&mut engine_a, true, &to_b);
+    assert_eq!(
+        outputs,
+        vec![(TxDest::Udp(B_ENDPOINT.parse().unwrap()), expected_datagram(3, 0xB0B, 1, a.addr, b.addr, &to_b))]
+    );
+    // The extra route's destination has no session: punted, not sealed for anyone.
+    let mut stranger = first;
+    stranger[15] = 1;
+    let (outputs, _) = run(&mut engine_a, true, &ipv6(a.addr, stranger, b"?"));
+    assert!(matches!(outputs[..], [(TxDest::Punt(PuntKind::NoSession), _)]));
+}
+
+#[test]
+fn a_route_whose_router_session_does_not_own_the_destination_is_never_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, r, b) = (node(1), node(2), node(3));
+    // B's prefix announced with R's router id: R's session would be used, but
+    // R accepts only packets for its own /64.
+    let wrong = Route { router_id: *r.key.as_bytes(), ..route_to(&b, 1) };
+    publish(
+        dir.path(),
+        "a",
+        &a,
+        vec![wrong],
+        vec![Link::new(1, R_ENDPOINT.parse().unwrap(), LinkState::Up, &r.key)],
+        KeyTable::new(1, NOW, vec![send_session(&r, 0x222)], vec![]),
+    );
+    let mut engine_a = engine(dir.path(), "a", &a, 0);
+    let inner = ipv6(a.addr, b.addr, b"secret");
+    let (outputs, _) = run(&mut engine_a, true, &inner);
+    assert_eq!(outputs, vec![(TxDest::Punt(PuntKind::NoSession), inner)]);
+}

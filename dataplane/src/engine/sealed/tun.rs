@@ -2,9 +2,10 @@
 
 use mycelium_common::address::OverlayAddress;
 use mycelium_common::crypto::Seal;
-use mycelium_common::snapshot::{NextHop, SnapshotView};
-use mycelium_common::wire::{DEFAULT_HOP_LIMIT, ROUTED_HEADER_LEN, RoutedKind, RoutedPacket, RoutedRepr};
+use mycelium_common::snapshot::{LOCAL_LINK, SnapshotView};
+use mycelium_common::wire::{DEFAULT_HOP_LIMIT, ROUTED_HEADER_LEN, RoutedKind, RoutedRepr};
 
+use super::endpoints::LinkEndpoints;
 use super::punt_limit::PuntLimiter;
 use super::{SealedConfig, TAILROOM, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
@@ -17,6 +18,7 @@ pub(super) struct Context<'a, 'r> {
     pub config: &'a SealedConfig,
     pub now_ns: u64,
     pub routes: Option<&'a SnapshotView<'r>>,
+    pub endpoints: &'a LinkEndpoints,
     pub sessions: &'a mut ShardSessions,
     pub punts: &'a mut PuntLimiter,
     pub links: &'a mut LinkTraffic,
@@ -38,15 +40,18 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
     let Some(hit) = routes.lookup(&addrs.destination) else {
         return punt_or_drop(ctx, packet, &addrs.destination, PuntKind::NoRoute, DropReason::NoRoute, out);
     };
-    let NextHop::Link(link) = hit.next_hop else {
+    if hit.link_index == LOCAL_LINK {
         return out.drop_packet(id, DropReason::NotOverlay);
-    };
-    let Some(endpoint) = link.underlay() else {
+    }
+    let Some((endpoint, link_id)) = ctx.endpoints.get(hit.link_index) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
-    let ticket = match ctx.sessions.next_send(ctx.now_ns, hit.route.router_id()) {
-        Ok(t) => t,
-        Err(SendError::NoSession | SendError::Expired | SendError::Exhausted) => {
+    // The router id is read only on the route's first packet (see ShardSessions).
+    let ticket = match ctx.sessions.next_send_for_route(ctx.now_ns, hit.route_index, hit.route.router_id()) {
+        // The session's peer accepts only packets for its own /64: never
+        // seal for another node, whatever the route says.
+        Ok(t) if inner::in_slash_64(&addrs.destination, t.key.peer()) => t,
+        Ok(_) | Err(SendError::NoSession | SendError::Expired | SendError::Exhausted) => {
             return punt_or_drop(ctx, packet, &addrs.destination, PuntKind::NoSession, DropReason::NoSession, out);
         }
     };
@@ -55,7 +60,12 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
     }
     let inner_range = packet.range();
     let range = inner_range.start - ROUTED_HEADER_LEN..inner_range.end + TAILROOM;
-    let buf = &mut packet.buffer_mut()[range.clone()];
+    let Some((header, rest)) = packet.buffer_mut()[range.clone()].split_first_chunk_mut::<ROUTED_HEADER_LEN>() else {
+        return out.drop_packet(id, DropReason::InvalidOutput);
+    };
+    let Some((payload, tag)) = rest.split_last_chunk_mut::<TAILROOM>() else {
+        return out.drop_packet(id, DropReason::InvalidOutput);
+    };
     let Ok(destination) = OverlayAddress::from_bytes(addrs.destination) else {
         return out.drop_packet(id, DropReason::NotOverlay);
     };
@@ -69,19 +79,12 @@ pub(super) fn handle(ctx: &mut Context<'_, '_>, packet: &mut RxPacket<'_>, out: 
         destination,
         payload_len: inner_range.len(),
     };
-    if repr.emit(buf).is_err() {
-        return out.drop_packet(id, DropReason::InvalidOutput);
-    }
-    let mut routed = RoutedPacket::new_unchecked(buf);
-    let (aad, nonce) = (routed.aad(), routed.nonce());
-    let Some((payload, tag)) = routed.payload_and_tag_mut() else {
-        return out.drop_packet(id, DropReason::InvalidOutput);
-    };
-    match ticket.key.cipher().seal_in_place(nonce, &aad, payload) {
+    let aad = repr.emit_header(header);
+    match ticket.key.cipher().seal_in_place(repr.nonce(), &aad, payload) {
         Ok(t) => *tag = t,
         Err(_) => return out.drop_packet(id, DropReason::InvalidOutput),
     }
-    ctx.links.count_tx(link.id(), range.len());
+    ctx.links.count_tx(link_id, range.len());
     out.send_udp(id, range, endpoint);
 }
 

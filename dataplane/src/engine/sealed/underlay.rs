@@ -1,9 +1,10 @@
 //! Datagrams from the underlay: punt, deliver or forward.
 
 use mycelium_common::crypto::{Open, ReplayError};
-use mycelium_common::snapshot::{NextHop, SnapshotView};
+use mycelium_common::snapshot::SnapshotView;
 use mycelium_common::wire::{self, PacketType, ROUTED_HEADER_LEN, RoutedPacket, WireError};
 
+use super::endpoints::LinkEndpoints;
 use super::{SealedConfig, inner_drop};
 use crate::batch::{PuntKind, RxPacket, TxQueues};
 use crate::engine::counters::DropReason;
@@ -17,6 +18,7 @@ pub(super) struct Context<'a, 'r> {
     pub config: &'a SealedConfig,
     pub now_ns: u64,
     pub routes: Option<&'a SnapshotView<'r>>,
+    pub endpoints: &'a LinkEndpoints,
     pub sessions: &'a SessionTable,
     pub transit: &'a mut TransitTable,
     pub links: &'a mut LinkTraffic,
@@ -24,7 +26,7 @@ pub(super) struct Context<'a, 'r> {
 }
 
 pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut TxQueues) {
-    let Context { config, now_ns, routes, sessions, transit, links, fair } = ctx;
+    let Context { config, now_ns, routes, endpoints, sessions, transit, links, fair } = ctx;
     let id = packet.id();
     let kind = match wire::classify(packet.data()) {
         Ok(k) => k,
@@ -44,7 +46,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
     };
     let destination = routed.destination();
     if !inner::in_slash_64(&destination, config.local.as_bytes()) {
-        return forward(Forwarding { routes, transit, links, fair, now_ns }, &mut routed, range, id, out);
+        return forward(Forwarding { routes, endpoints, transit, links, fair, now_ns }, &mut routed, range, id, out);
     }
     if kind == PacketType::RoutedHandshake {
         return out.punt(id, range, PuntKind::ControlFromUnderlay);
@@ -81,6 +83,7 @@ pub(super) fn handle(ctx: Context<'_, '_>, packet: &mut RxPacket<'_>, out: &mut 
 /// What forwarding a transit packet reads and counts.
 struct Forwarding<'a, 'r> {
     routes: Option<&'a SnapshotView<'r>>,
+    endpoints: &'a LinkEndpoints,
     transit: &'a mut TransitTable,
     links: &'a mut LinkTraffic,
     fair: Option<&'a mut FairShare>,
@@ -88,7 +91,7 @@ struct Forwarding<'a, 'r> {
 }
 
 fn forward(
-    Forwarding { routes, transit, links, fair, now_ns }: Forwarding<'_, '_>,
+    Forwarding { routes, endpoints, transit, links, fair, now_ns }: Forwarding<'_, '_>,
     routed: &mut RoutedPacket<&mut [u8]>,
     range: std::ops::Range<usize>,
     id: crate::batch::PacketId,
@@ -100,12 +103,9 @@ fn forward(
     let Some(hit) = routes.lookup(&routed.destination()) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
-    let NextHop::Link(link) = hit.next_hop else {
-        // The snapshot says "local" for an address outside our /64: a route
-        // for a subnet we do not serve. Nothing to deliver it to.
-        return out.drop_packet(id, DropReason::NoRoute);
-    };
-    let Some(endpoint) = link.underlay() else {
+    // No endpoint: the snapshot says "local" for an address outside our
+    // /64 (a route for a subnet we do not serve), nothing to deliver it to.
+    let Some((endpoint, link_id)) = endpoints.get(hit.link_index) else {
         return out.drop_packet(id, DropReason::NoRoute);
     };
     match routed.decrement_hop_limit() {
@@ -117,7 +117,7 @@ fn forward(
                 return out.drop_packet(id, DropReason::TransitLimit);
             }
             transit.count_at(slot, range.len());
-            links.count_tx(link.id(), range.len());
+            links.count_tx(link_id, range.len());
             out.send_udp(id, range, endpoint)
         }
         None => out.drop_packet(id, DropReason::HopLimit),
