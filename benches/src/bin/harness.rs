@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use mycelium_benches::harness::alt::nebula::Nebula;
 use mycelium_benches::harness::alt::wireguard::{Implementation, WireGuard};
-use mycelium_benches::harness::alt::yggdrasil::Yggdrasil;
+use mycelium_benches::harness::alt::yggdrasil::{self, Yggdrasil};
 use mycelium_benches::harness::node::MyceliumNode;
 use mycelium_benches::harness::report::{Machine, Report};
 use mycelium_benches::harness::tunnel::{MyceliumSealed, RawVeth, Tunnel};
@@ -47,6 +47,10 @@ struct Args {
     /// Offered UDP rate, Mbit/s (0: no UDP run).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     udp_mbit: u32,
+    /// Yggdrasil's TUN MTU (its default, 65535, lets the inner TCP send
+    /// 64 KB segments; 1380 matches our overlay's TUN).
+    #[arg(long, default_value_t = yggdrasil::DEFAULT_MTU, value_parser = clap::value_parser!(u32).range(1280..=65535))]
+    yggdrasil_mtu: u32,
     /// UDP payload per datagram, bytes (fits every tunnel's MTU; Nebula's is 1300).
     #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(16..=1400))]
     udp_len: u32,
@@ -137,12 +141,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     let node = MyceliumNode { myceliumd, dataplane, cores: cpus };
     let wireguard_go = WireGuard { implementation: Implementation::Go };
     let boringtun = WireGuard { implementation: Implementation::Boringtun };
+    let ygg = Yggdrasil { mtu: args.yggdrasil_mtu };
     let all: [(&str, &dyn Tunnel); 6] = [
         ("sealed", &sealed),
         ("node", &node),
         ("wireguard-go", &wireguard_go),
         ("boringtun", &boringtun),
-        ("yggdrasil", &Yggdrasil),
+        ("yggdrasil", &ygg),
         ("nebula", &Nebula),
     ];
     let mut paths: Vec<&dyn Tunnel> = vec![&raw];

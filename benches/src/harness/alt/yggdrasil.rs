@@ -4,7 +4,8 @@
 //!
 //! Each node gets a fresh key from `yggdrasil -genconf -json` (an ed25519
 //! key in hex), a config from [`config`] (no multicast discovery, no admin
-//! socket, TUN `mhb<pid>y<i>` with Yggdrasil's default MTU of 65535), and
+//! socket, TUN `mhb<pid>y<i>` with Yggdrasil's default MTU of 65535 unless
+//! `--yggdrasil-mtu` says otherwise), and
 //! its address from `yggdrasil -useconffile FILE -address`. Node `i`
 //! listens on its right link (`tcp://192.168.<150+i>.1:9101`); node `i+1`
 //! dials it.
@@ -25,7 +26,7 @@ pub const PORT: u16 = 9101;
 
 /// Node `i`'s config on a line of `n` nodes, as JSON (which HJSON, the
 /// format Yggdrasil reads, includes): keys sorted, so the text is stable.
-pub fn line_config(n: usize, i: usize, private_key: &str, ifname: &str) -> String {
+pub fn line_config(n: usize, i: usize, private_key: &str, ifname: &str, mtu: u32) -> String {
     let listen: Vec<String> =
         if i + 1 < n { vec![format!("tcp://{}:{PORT}", LineNet::link_v4(i, 1))] } else { Vec::new() };
     let peers: Vec<String> =
@@ -39,7 +40,7 @@ pub fn line_config(n: usize, i: usize, private_key: &str, ifname: &str) -> Strin
         "MulticastInterfaces": [],
         "AllowedPublicKeys": [],
         "IfName": ifname,
-        "IfMTU": 65535,
+        "IfMTU": mtu,
         "NodeInfoPrivacy": true,
         "NodeInfo": null,
     });
@@ -59,7 +60,14 @@ pub fn private_key_of(genconf: &str) -> anyhow::Result<String> {
 
 /// Yggdrasil on every node.
 #[derive(Debug)]
-pub struct Yggdrasil;
+pub struct Yggdrasil {
+    /// The TUN MTU (Yggdrasil's default: 65535, so the inner TCP sends
+    /// 64 KB segments through the TUN).
+    pub mtu: u32,
+}
+
+/// Yggdrasil's default TUN MTU.
+pub const DEFAULT_MTU: u32 = 65535;
 
 struct YggRunning {
     target: IpAddr,
@@ -80,11 +88,12 @@ impl Tunnel for Yggdrasil {
         let package = std::process::Command::new("dpkg-query").args(["-W", "-f", "${Version}", "yggdrasil"]).output();
         let package =
             package.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        match (version.filter(|v| *v != "unknown"), package) {
-            (Some(v), _) => Some(v.to_string()),
-            (None, Some(p)) => Some(format!("{p} (Debian package)")),
-            (None, None) => tool_version("yggdrasil", &["-version"]),
-        }
+        let version = match (version.filter(|v| *v != "unknown"), package) {
+            (Some(v), _) => v.to_string(),
+            (None, Some(p)) => format!("{p} (Debian package)"),
+            (None, None) => tool_version("yggdrasil", &["-version"])?,
+        };
+        Some(format!("{version}, TUN MTU {}", self.mtu))
     }
 
     fn relay(&self) -> &'static str {
@@ -104,7 +113,7 @@ impl Tunnel for Yggdrasil {
             let genconf = crate::harness::netns::run(&ygg, &["-genconf", "-json"])?;
             let key = private_key_of(&genconf)?;
             let ifname = format!("{}y{i}", run_stem());
-            configs.push(dir.write(&format!("ygg{i}.conf"), &line_config(net.len(), i, &key, &ifname))?);
+            configs.push(dir.write(&format!("ygg{i}.conf"), &line_config(net.len(), i, &key, &ifname, self.mtu))?);
         }
         let last = configs.last().context("no nodes")?.to_string_lossy().into_owned();
         let address = crate::harness::netns::run(&ygg, &["-useconffile", &last, "-address"])?;
@@ -170,17 +179,18 @@ mod tests {
 }}
 "#
         );
-        assert_eq!(line_config(3, 1, KEY, "mhb7y1"), expected);
+        assert_eq!(line_config(3, 1, KEY, "mhb7y1", DEFAULT_MTU), expected);
     }
 
     #[test]
     fn the_ends_of_a_line_only_listen_or_only_dial() {
-        let first: serde_json::Value = serde_json::from_str(&line_config(2, 0, KEY, "a")).unwrap();
-        let last: serde_json::Value = serde_json::from_str(&line_config(2, 1, KEY, "b")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(&line_config(2, 0, KEY, "a", 1400)).unwrap();
+        let last: serde_json::Value = serde_json::from_str(&line_config(2, 1, KEY, "b", 1400)).unwrap();
         assert_eq!(first["Listen"], json!(["tcp://192.168.150.1:9101"]));
         assert_eq!(first["Peers"], json!([]));
         assert_eq!(last["Listen"], json!([]));
         assert_eq!(last["Peers"], json!(["tcp://192.168.150.1:9101"]));
+        assert_eq!(last["IfMTU"], json!(1400));
     }
 
     #[test]
