@@ -60,7 +60,8 @@ struct Args {
     /// Pings per RTT measurement (20 ms apart).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pings: u32,
-    /// Directory for report.json and report.md.
+    /// Directory for report.json, report.md and logs/ (what each node's
+    /// agents printed, per topology and path).
     #[arg(long, default_value = "target/harness")]
     out: PathBuf,
 }
@@ -164,8 +165,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let load_before = loadavg();
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let mut rows = Vec::new();
+    let _ = std::fs::remove_dir_all(args.out.join("logs"));
     for &n in &args.nodes {
-        rows.extend(measure_line(n, &paths, &plan, &|line| eprintln!("{line}"))?);
+        let logs = args.out.join("logs");
+        rows.extend(measure_line(n, &paths, &plan, Some(&logs), &|line| eprintln!("{line}"))?);
     }
     let machine = Machine {
         date,

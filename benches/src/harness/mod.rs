@@ -23,6 +23,8 @@ pub mod process;
 pub mod report;
 pub mod tunnel;
 
+use std::path::Path;
+
 use anyhow::Context;
 
 use measure::{ping, wait_reachable};
@@ -62,7 +64,16 @@ pub fn topology_name(n: usize) -> String {
 /// Measures every path on a line of `n` nodes, one after the other, and
 /// tears everything down again (also on error). Only a failure to build the
 /// namespaces themselves is an error; a path that fails is a row saying why.
-pub fn measure_line(n: usize, paths: &[&dyn Tunnel], plan: &Plan, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Row>> {
+///
+/// With `logs`, what each node's processes printed is written there, as
+/// `<topology>.<path>.n<i>.log`.
+pub fn measure_line(
+    n: usize,
+    paths: &[&dyn Tunnel],
+    plan: &Plan,
+    logs: Option<&Path>,
+    log: &dyn Fn(&str),
+) -> anyhow::Result<Vec<Row>> {
     let net = LineNet::create(n).with_context(|| format!("creating a line of {n} namespaces"))?;
     let mut rows = Vec::new();
     for path in paths {
@@ -86,7 +97,11 @@ pub fn measure_line(n: usize, paths: &[&dyn Tunnel], plan: &Plan, log: &dyn Fn(&
         };
         let result = measure_path(&net, running.as_ref(), plan, log);
         row.stats = running.stats();
+        let outputs = running.logs();
         let stopped = running.stop();
+        if let Some(dir) = logs {
+            save_logs(dir, &topology_name(n), path.name(), &outputs);
+        }
         match result {
             Ok(figures) => row.figures = Some(figures),
             Err(e) => {
@@ -101,6 +116,15 @@ pub fn measure_line(n: usize, paths: &[&dyn Tunnel], plan: &Plan, log: &dyn Fn(&
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// Writes each node's output to `dir` (best effort: a log is a diagnostic).
+fn save_logs(dir: &Path, topology: &str, path: &str, outputs: &[String]) {
+    let _ = std::fs::create_dir_all(dir);
+    for (i, text) in outputs.iter().enumerate() {
+        let name = format!("{topology}.{}.n{i}.log", path.replace(' ', "-"));
+        let _ = std::fs::write(dir.join(name), text);
+    }
 }
 
 fn measure_path(

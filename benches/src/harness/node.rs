@@ -155,6 +155,10 @@ impl Running for NodeRunning {
         (0..self.n).filter_map(node).collect()
     }
 
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Guarded::log_text).collect()
+    }
+
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
         let result = stop_all("myceliumd", &mut self.daemons);
         // myceliumd stops its dataplane on SIGTERM; make sure, since the next

@@ -72,6 +72,11 @@ pub trait Running {
         Vec::new()
     }
 
+    /// What each node's processes printed so far, one entry per node.
+    fn logs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Tears the path down, reporting anything that went wrong (a process
     /// that did not exit cleanly, say).
     fn stop(self: Box<Self>) -> anyhow::Result<()>;
@@ -269,6 +274,10 @@ impl Running for MyceliumRunning {
             Some(NodeStats::new(i, &total))
         };
         self.dirs.iter().enumerate().filter_map(node).collect()
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.dataplanes.iter().map(Guarded::log_text).collect()
     }
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {

@@ -190,6 +190,10 @@ impl Running for NebulaRunning {
         Duration::from_secs(30)
     }
 
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Guarded::log_text).collect()
+    }
+
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
         stop_all("nebula", &mut self.daemons)
     }

@@ -213,6 +213,10 @@ impl Running for WgRunning {
         self.daemons.iter().enumerate().map(agent).collect()
     }
 
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Guarded::log_text).collect()
+    }
+
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
         // The next path on these namespaces starts from the same settings.
         for ns in &self.forwarding {

@@ -145,6 +145,10 @@ impl Running for YggRunning {
         Duration::from_secs(30)
     }
 
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Guarded::log_text).collect()
+    }
+
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
         stop_all("yggdrasil", &mut self.daemons)
     }
