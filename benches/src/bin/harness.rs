@@ -178,6 +178,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         load_before,
         load_after: loadavg(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        revision: output("git", &["describe", "--always", "--dirty"])
+            .filter(|r| !r.is_empty())
+            .unwrap_or("unknown".into()),
         seconds: args.seconds,
     };
     let report = Report::new(machine, rows);

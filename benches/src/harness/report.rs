@@ -26,6 +26,8 @@ pub struct Machine {
     pub load_before: String,
     pub load_after: String,
     pub command: String,
+    /// `git describe --always --dirty` of the tree that was measured.
+    pub revision: String,
     /// Seconds of each iperf3 run.
     pub seconds: u32,
 }
@@ -179,7 +181,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "Date: {}; machine: {} CPUs, {}; kernel {}.", m.date, m.cpus, m.cpu_model, m.kernel);
         let _ = writeln!(s, "Load average before: {}; after: {}.", m.load_before, m.load_after);
-        let _ = writeln!(s, "Command: `{}` (iperf3 runs of {} s).", m.command, m.seconds);
+        let _ = writeln!(s, "Command: `{}` (iperf3 runs of {} s); mycelium at {}.", m.command, m.seconds, m.revision);
         let mut versions: Vec<String> = Vec::new();
         for v in self.rows.iter().filter_map(|r| r.version.as_ref().map(|v| format!("{}: {v}", r.path))) {
             if !versions.contains(&v) {

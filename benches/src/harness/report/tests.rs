@@ -58,6 +58,7 @@ fn machine() -> Machine {
         load_before: "1.00 1.00 1.00".into(),
         load_after: "2.00 1.50 1.00".into(),
         command: "harness --seconds 5".into(),
+        revision: "a2ee62d-dirty".into(),
         seconds: 5,
     }
 }
