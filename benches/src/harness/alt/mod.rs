@@ -141,3 +141,34 @@ pub fn stop_all(what: &str, daemons: &mut [Guarded]) -> anyhow::Result<()> {
     }
     if failures.is_empty() { Ok(()) } else { anyhow::bail!("{}", failures.join("; ")) }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_the_install_hint_and_a_present_one_is_not() {
+        let why = missing(&["sh", "mhb-no-such-tool"]).unwrap();
+        assert_eq!(why, format!("mhb-no-such-tool not found ({INSTALL_HINT})"));
+        assert_eq!(missing(&["sh"]), None);
+    }
+
+    #[test]
+    fn a_work_directory_is_private_and_gone_after_drop() {
+        let dir = WorkDir::create("unit-test").unwrap();
+        let path = dir.path().to_path_buf();
+        let file = dir.write("secret.key", "k").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn overlay_addresses_count_from_one() {
+        assert_eq!(overlay_v4(77, 0).to_string(), "10.77.0.1");
+        assert_eq!(overlay_v4(78, 2).to_string(), "10.78.0.3");
+    }
+}
