@@ -1,8 +1,10 @@
-//! `harness`: raw veth against the sealed overlay, in network namespaces.
+//! `harness`: raw veth, our overlay and the alternatives (wireguard-go,
+//! boringtun, Yggdrasil, Nebula), side by side in network namespaces.
 //!
 //! Run as root through `benches/harness/run.sh` (which builds the release
-//! binaries first). Prints a Markdown table and JSON, and writes both under
-//! `--out`. Everything it creates is named after its pid and removed on
+//! binaries first; `benches/harness/install-alternatives.sh` installs the
+//! alternatives, and any that is missing is skipped with the reason).
+//! Prints a Markdown table and JSON, and writes both under `--out`. Everything it creates is named after its pid and removed on
 //! exit, on error, on a panic and on SIGINT/SIGTERM/SIGHUP; leftovers of
 //! earlier runs that died harder are removed at start.
 
@@ -11,27 +13,55 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use mycelium_benches::harness::alt::nebula::Nebula;
+use mycelium_benches::harness::alt::wireguard::{Implementation, WireGuard};
+use mycelium_benches::harness::alt::yggdrasil::{self, Yggdrasil};
+use mycelium_benches::harness::node::MyceliumNode;
 use mycelium_benches::harness::report::{Machine, Report};
 use mycelium_benches::harness::tunnel::{MyceliumSealed, RawVeth, Tunnel};
 use mycelium_benches::harness::{Plan, measure_line, netns};
 
-/// Throughput and latency of the overlay against raw veth, side by side.
+/// The paths `--paths` can name, in the order they run (raw veth, the
+/// baseline, always runs first).
+const PATHS: [&str; 6] = ["sealed", "node", "wireguard-go", "boringtun", "yggdrasil", "nebula"];
+
+/// Throughput, CPU and latency of raw veth, our overlay and the
+/// alternatives, side by side.
 #[derive(Debug, Parser)]
 #[command(name = "harness")]
 struct Args {
     /// The `mycelium-dataplane` binary [default: next to this one].
     #[arg(long)]
     dataplane: Option<PathBuf>,
-    /// Seconds per iperf3 run.
+    /// The `myceliumd` binary [default: next to this one].
+    #[arg(long)]
+    myceliumd: Option<PathBuf>,
+    /// Paths to measure after raw veth: sealed (our dataplane alone, static
+    /// routes), node (myceliumd + dataplane), wireguard-go, boringtun,
+    /// yggdrasil, nebula.
+    #[arg(long, value_delimiter = ',', default_values_t = PATHS.map(String::from))]
+    paths: Vec<String>,
+    /// Seconds per iperf3 run (TCP x1, TCP x4, UDP).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
     seconds: u32,
+    /// Offered UDP rate, Mbit/s (0: no UDP run).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    udp_mbit: u32,
+    /// Yggdrasil's TUN MTU (its default, 65535, lets the inner TCP send
+    /// 64 KB segments; 1380 matches our overlay's TUN).
+    #[arg(long, default_value_t = yggdrasil::DEFAULT_MTU, value_parser = clap::value_parser!(u32).range(1280..=65535))]
+    yggdrasil_mtu: u32,
+    /// UDP payload per datagram, bytes (fits every tunnel's MTU; Nebula's is 1300).
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(16..=1400))]
+    udp_len: u32,
     /// Line lengths to measure (2: two nodes; 3: one relay).
     #[arg(long, value_delimiter = ',', default_values_t = [2usize, 3])]
     nodes: Vec<usize>,
     /// Pings per RTT measurement (20 ms apart).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pings: u32,
-    /// Directory for report.json and report.md.
+    /// Directory for report.json, report.md and logs/ (what each node's
+    /// agents printed, per topology and path).
     #[arg(long, default_value = "target/harness")]
     out: PathBuf,
 }
@@ -90,24 +120,55 @@ fn handle_signals() -> anyhow::Result<()> {
 fn run(args: Args) -> anyhow::Result<()> {
     preflight()?;
     netns::sweep(false);
+    if let Some(bad) = args.paths.iter().find(|p| !PATHS.contains(&p.as_str())) {
+        bail!("unknown path {bad:?}; known: {}", PATHS.join(", "));
+    }
+    let beside = |name: &str| std::env::current_exe().map(|e| e.with_file_name(name));
     let dataplane = match args.dataplane {
         Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("mycelium-dataplane"),
+        None => beside("mycelium-dataplane")?,
     };
     let dataplane = dataplane
         .canonicalize()
         .with_context(|| format!("{}: build it first (benches/harness/run.sh does)", dataplane.display()))?;
+    let myceliumd = match args.myceliumd {
+        Some(p) => p,
+        None => beside("myceliumd")?,
+    };
+    let myceliumd = myceliumd.canonicalize().unwrap_or(myceliumd);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let raw = RawVeth;
-    let sealed = MyceliumSealed { binary: dataplane, cores: cpus };
-    let paths: [&dyn Tunnel; 2] = [&raw, &sealed];
-    let plan = Plan { seconds: args.seconds, streams: vec![1, 4], pings: args.pings, ping_interval_ms: 20 };
+    let sealed = MyceliumSealed { binary: dataplane.clone(), cores: cpus };
+    let node = MyceliumNode { myceliumd, dataplane, cores: cpus };
+    let wireguard_go = WireGuard { implementation: Implementation::Go };
+    let boringtun = WireGuard { implementation: Implementation::Boringtun };
+    let ygg = Yggdrasil { mtu: args.yggdrasil_mtu };
+    let all: [(&str, &dyn Tunnel); 6] = [
+        ("sealed", &sealed),
+        ("node", &node),
+        ("wireguard-go", &wireguard_go),
+        ("boringtun", &boringtun),
+        ("yggdrasil", &ygg),
+        ("nebula", &Nebula),
+    ];
+    let mut paths: Vec<&dyn Tunnel> = vec![&raw];
+    paths.extend(all.iter().filter(|(name, _)| args.paths.iter().any(|p| p == name)).map(|(_, t)| *t));
+    let plan = Plan {
+        seconds: args.seconds,
+        streams: vec![1, 4],
+        pings: args.pings,
+        ping_interval_ms: 20,
+        udp_mbit_s: args.udp_mbit,
+        udp_bytes: args.udp_len,
+    };
 
     let load_before = loadavg();
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let mut rows = Vec::new();
+    let _ = std::fs::remove_dir_all(args.out.join("logs"));
     for &n in &args.nodes {
-        rows.extend(measure_line(n, &paths, &plan, &|line| eprintln!("{line}"))?);
+        let logs = args.out.join("logs");
+        rows.extend(measure_line(n, &paths, &plan, Some(&logs), &|line| eprintln!("{line}"))?);
     }
     let machine = Machine {
         date,
@@ -117,6 +178,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         load_before,
         load_after: loadavg(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        revision: output("git", &["describe", "--always", "--dirty"])
+            .filter(|r| !r.is_empty())
+            .unwrap_or("unknown".into()),
         seconds: args.seconds,
     };
     let report = Report::new(machine, rows);

@@ -1,43 +1,19 @@
-//! The measurements: iperf3 TCP throughput with the CPU time of the
-//! processes that carry it, and ping round-trip times. Each runs one tool
-//! between the two end namespaces of a [`LineNet`], bounded in time.
+//! Ping round-trip times between the ends of a line, and the bounded waits
+//! the measurements share. Parsing of ping's output is pure and tested on
+//! recorded output; iperf3 runs are in [`super::iperf`].
 
 use std::net::IpAddr;
+use std::process::{Child, Output};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::netns::LineNet;
-use super::process::{Guarded, cpu_seconds, machine_busy_seconds, quiet};
-
-/// TCP port of the iperf3 server (inside its own namespace).
-const IPERF_PORT: &str = "5201";
-
-/// One iperf3 TCP run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tcp {
-    /// Parallel streams.
-    pub streams: u32,
-    /// Received goodput, Mbit/s.
-    pub mbit_s: f64,
-    /// Bytes the receiver got.
-    pub bytes: u64,
-    /// TCP retransmissions the sender counted.
-    pub retransmits: u64,
-    /// User and system CPU seconds of the tunnel's processes during the
-    /// run (`None`: the path has none, e.g. raw veth).
-    pub tunnel_user_s: Option<f64>,
-    pub tunnel_system_s: Option<f64>,
-    /// Their sum per GB (10^9 bytes) received.
-    pub tunnel_cpu_s_per_gb: Option<f64>,
-    /// Busy CPU seconds of the whole machine during the run, per GB: kernel
-    /// work included, but so is any other load on the machine.
-    pub machine_cpu_s_per_gb: f64,
-}
+use super::process::quiet;
 
 /// Round-trip times of one ping run, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ping {
     pub sent: u32,
     pub received: u32,
@@ -47,61 +23,39 @@ pub struct Ping {
     pub max_ms: f64,
 }
 
-/// Runs iperf3 from the first node to `target` on the last node for
-/// `seconds` with `streams` streams, measuring the CPU time of `pids`.
-pub fn iperf3(net: &LineNet, target: IpAddr, seconds: u32, streams: u32, pids: &[u32]) -> anyhow::Result<Tcp> {
-    let last = net.len() - 1;
-    let server =
-        quiet(net.command(last, "iperf3").args(["-s", "-1", "-p", IPERF_PORT])).spawn().context("iperf3 -s")?;
-    let mut server = Guarded::new(server);
-    wait_listening(net, last, IPERF_PORT, Duration::from_secs(5)).context("iperf3 server")?;
-    let cpu_before = pids.iter().map(|&p| cpu_seconds(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let machine_before = machine_busy_seconds()?;
-    let (secs, par) = (seconds.to_string(), streams.to_string());
-    let args =
-        ["-c", &target.to_string(), "-p", IPERF_PORT, "-t", &secs, "-P", &par, "-J", "--connect-timeout", "3000"];
-    let client = quiet(net.command(0, "iperf3").args(args)).spawn().context("iperf3 -c")?;
-    let out = wait_output(client, Duration::from_secs(u64::from(seconds) + 20)).context("iperf3 client")?;
-    let machine = machine_busy_seconds()? - machine_before;
-    let cpu_after = pids.iter().map(|&p| cpu_seconds(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let _ = server.wait_for(Duration::from_secs(5));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("iperf3 output is not JSON: {}", String::from_utf8_lossy(&out.stderr)))?;
-    if let Some(e) = json.get("error") {
-        bail!("iperf3 -c {target} -P {streams}: {e}");
-    }
-    let received = &json["end"]["sum_received"];
-    let bytes = received["bytes"].as_u64().context("iperf3: end.sum_received.bytes")?;
-    let bps = received["bits_per_second"].as_f64().context("iperf3: end.sum_received.bits_per_second")?;
-    let retransmits = json["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0);
-    let gb = bytes as f64 / 1e9;
-    let spent = |pick: fn(&(f64, f64)) -> f64| {
-        (!pids.is_empty()).then(|| cpu_after.iter().zip(&cpu_before).map(|(a, b)| pick(a) - pick(b)).sum::<f64>())
-    };
-    let (user, system) = (spent(|t| t.0), spent(|t| t.1));
-    Ok(Tcp {
-        streams,
-        mbit_s: bps / 1e6,
-        bytes,
-        retransmits,
-        tunnel_user_s: user,
-        tunnel_system_s: system,
-        tunnel_cpu_s_per_gb: user.zip(system).filter(|_| gb > 0.0).map(|(u, s)| (u + s) / gb),
-        machine_cpu_s_per_gb: if gb > 0.0 { machine / gb } else { 0.0 },
-    })
+/// A ping run that is under way (see [`spawn_ping`]).
+#[derive(Debug)]
+pub struct PingRun {
+    child: Child,
+    target: IpAddr,
+    count: u32,
+    timeout: Duration,
 }
 
-/// Pings `target` from the first node: `count` echoes `interval_ms` apart.
-pub fn ping(net: &LineNet, target: IpAddr, count: u32, interval_ms: u32) -> anyhow::Result<Ping> {
+/// Starts pinging `target` from the first node: `count` echoes
+/// `interval_ms` apart; [`PingRun::finish`] collects the result.
+pub fn spawn_ping(net: &LineNet, target: IpAddr, count: u32, interval_ms: u32) -> anyhow::Result<PingRun> {
     let interval = format!("{:.3}", f64::from(interval_ms) / 1000.0);
     let deadline = (count * interval_ms / 1000 + 5).to_string();
     let (count_s, target_s) = (count.to_string(), target.to_string());
     let args = ["-c", &count_s, "-i", &interval, "-W", "1", "-w", &deadline, "-n", &target_s];
     let child = quiet(&mut net.command(0, "ping")).args(args).spawn().context("ping")?;
-    let out = wait_output(child, Duration::from_secs(u64::from(count * interval_ms / 1000) + 10))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rtts: Vec<f64> = text.lines().filter_map(rtt_of_line).collect();
-    summarize(count, rtts).with_context(|| format!("ping {target}: no reply\n{text}"))
+    let timeout = Duration::from_secs(u64::from(count * interval_ms / 1000) + 10);
+    Ok(PingRun { child, target, count, timeout })
+}
+
+impl PingRun {
+    /// Waits for the run to end (bounded) and summarises its replies.
+    pub fn finish(self) -> anyhow::Result<Ping> {
+        let out = wait_output(self.child, self.timeout)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        parse_ping(self.count, &text).with_context(|| format!("ping {}: no reply\n{text}", self.target))
+    }
+}
+
+/// Pings `target` from the first node: `count` echoes `interval_ms` apart.
+pub fn ping(net: &LineNet, target: IpAddr, count: u32, interval_ms: u32) -> anyhow::Result<Ping> {
+    spawn_ping(net, target, count, interval_ms)?.finish()
 }
 
 /// Sends single pings until one is answered, for up to `timeout`.
@@ -113,12 +67,13 @@ pub fn wait_reachable(net: &LineNet, target: IpAddr, timeout: Duration) -> anyho
         if wait_output(child, Duration::from_secs(5))?.status.success() {
             return Ok(());
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     bail!("{target} did not answer a ping within {timeout:?}")
 }
 
 /// Waits until a TCP socket listens on `port` in node `node`'s namespace.
-fn wait_listening(net: &LineNet, node: usize, port: &str, timeout: Duration) -> anyhow::Result<()> {
+pub fn wait_listening(net: &LineNet, node: usize, port: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     let filter = format!("sport = :{port}");
     while std::time::Instant::now() < deadline {
@@ -130,8 +85,9 @@ fn wait_listening(net: &LineNet, node: usize, port: &str, timeout: Duration) -> 
     bail!("nothing listens on port {port} after {timeout:?}")
 }
 
-fn wait_output(child: std::process::Child, timeout: Duration) -> anyhow::Result<std::process::Output> {
-    // A thread waits for the output; the guard kills the child if it overruns.
+/// Collects a child's output, killing it if it runs past `timeout`.
+pub fn wait_output(child: Child, timeout: Duration) -> anyhow::Result<Output> {
+    // A thread waits for the output; the child is killed if it overruns.
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -146,6 +102,11 @@ fn wait_output(child: std::process::Child, timeout: Duration) -> anyhow::Result<
             bail!("pid {pid} still running after {timeout:?}; killed")
         }
     }
+}
+
+/// Summarises ping's output (`sent` echoes): None without a single reply.
+pub fn parse_ping(sent: u32, text: &str) -> Option<Ping> {
+    summarize(sent, text.lines().filter_map(rtt_of_line).collect())
 }
 
 /// The `time=X ms` of a ping reply line.
@@ -180,6 +141,7 @@ mod tests {
     fn reply_lines_give_their_round_trip_time() {
         assert_eq!(rtt_of_line("64 bytes from fd00:96::2: icmp_seq=1 ttl=64 time=0.045 ms"), Some(0.045));
         assert_eq!(rtt_of_line("PING fd00:96::2(fd00:96::2) 56 data bytes"), None);
+        assert_eq!(rtt_of_line("64 bytes from x: time=garbage ms"), None);
     }
 
     #[test]
@@ -190,5 +152,19 @@ mod tests {
         let few = summarize(3, vec![3.0, 1.0, 2.0]).unwrap();
         assert_eq!((few.p99_ms, few.received), (3.0, 3));
         assert!(summarize(3, vec![]).is_none());
+    }
+
+    #[test]
+    fn a_recorded_ping_run_counts_replies_and_ignores_the_summary_lines() {
+        let p = parse_ping(5, include_str!("testdata/ping-ipv4.txt")).unwrap();
+        assert_eq!((p.sent, p.received, p.min_ms, p.p99_ms, p.max_ms), (5, 4, 0.388, 1.02, 1.02));
+        assert!((p.avg_ms - 0.555_25).abs() < 1e-9, "{}", p.avg_ms);
+    }
+
+    #[test]
+    fn a_ping_run_without_replies_has_no_figures() {
+        let text = "PING 10.0.0.9 (10.0.0.9) 56(84) bytes of data.\n\n--- 10.0.0.9 ping statistics ---\n\
+                    3 packets transmitted, 0 received, 100% packet loss, time 2040ms\n";
+        assert_eq!(parse_ping(3, text), None);
     }
 }

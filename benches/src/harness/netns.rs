@@ -3,8 +3,10 @@
 //! Every name starts with [`PREFIX`] and the harness's pid, so runs never
 //! collide and [`sweep`] can remove everything a run (this one, or a dead
 //! earlier one) left behind: the processes inside its namespaces, the
-//! namespaces (which takes their veths and TUNs with them), and its
-//! shared-memory directories. Nothing is created in the root namespace.
+//! namespaces (which takes their veths and TUNs with them), its
+//! shared-memory directories, the alternatives' work directories in the
+//! temp dir and their WireGuard UAPI sockets. No interface is created in
+//! the root namespace.
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -204,11 +206,24 @@ pub fn sweep(include_self: bool) {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+    // Shared memory of our dataplanes and nodes, the alternatives' work
+    // directories, and WireGuard UAPI sockets a killed daemon left.
+    let leftovers = [
+        (PathBuf::from("/dev/shm"), SHM_PREFIX),
+        (std::env::temp_dir(), PREFIX),
+        (PathBuf::from("/var/run/wireguard"), PREFIX),
+    ];
+    for (dir, prefix) in leftovers {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if owner_pid(&name, SHM_PREFIX).is_some_and(ours) {
-                let _ = std::fs::remove_dir_all(entry.path());
+            if owner_pid(&name, prefix).is_some_and(ours) {
+                let path = entry.path();
+                if path.is_dir() {
+                    let _ = std::fs::remove_dir_all(&path);
+                } else {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
     }

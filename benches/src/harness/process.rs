@@ -60,6 +60,37 @@ impl Guarded {
         }
     }
 
+    /// Guards a child spawned with its stdout and/or stderr piped: threads
+    /// keep their lines in [`Guarded::log`] (both streams, interleaved), so
+    /// a chatty daemon never blocks on a full pipe.
+    pub fn logged(mut child: Child) -> Guarded {
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut l) = sink.lock() {
+                        l.push(line);
+                    }
+                }
+            });
+        }
+        Guarded { child: Some(child), log }
+    }
+
+    /// Fails, with what the child printed, if it has exited.
+    pub fn check_running(&mut self, what: &str) -> anyhow::Result<()> {
+        if let Some(status) = self.try_wait()? {
+            std::thread::sleep(Duration::from_millis(100));
+            bail!("{what} exited ({status}):\n{}", self.log_text());
+        }
+        Ok(())
+    }
+
     /// The child's pid (0 once reaped).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -124,6 +155,20 @@ impl Drop for Guarded {
 /// Default standard streams for a measurement tool: no input, output captured.
 pub fn quiet(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, for up to `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("gave up after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Clock ticks per second of `/proc/PID/stat` times.

@@ -4,14 +4,16 @@
 //! address the last node has on it and which processes carry its traffic
 //! (their CPU time is measured). [`RawVeth`] is the baseline (the kernel
 //! alone); [`MyceliumSealed`] runs one sealed `mycelium-dataplane` per node
-//! with routes and keys published by the harness. Other overlays (wireguard-go,
-//! boringtun, yggdrasil, nebula) are added as further implementations.
+//! with routes and keys published by the harness; the full node
+//! (`myceliumd`) and the alternatives (wireguard-go, boringtun, Yggdrasil,
+//! Nebula) are in their own modules. A tunnel that cannot run here says why
+//! in [`Tunnel::unavailable`], and the harness reports it as skipped.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mycelium_common::shm::{Publisher, ShmDir};
@@ -21,7 +23,7 @@ use mycelium_dataplane::io::shm::{read_all_counters, read_epoch};
 use serde::Serialize;
 
 use super::netns::{LineNet, run_stem, shm_dir};
-use super::process::Guarded;
+use super::process::{Guarded, wait_for};
 use crate::lab::Line;
 
 /// UDP port of every dataplane.
@@ -31,6 +33,21 @@ const PORT: u16 = 9651;
 pub trait Tunnel {
     /// Short name for the report.
     fn name(&self) -> &'static str;
+
+    /// The tool's version as it reports it (`None`: ours, or the kernel).
+    fn version(&self) -> Option<String> {
+        None
+    }
+
+    /// How a middle node of a line carries the traffic.
+    fn relay(&self) -> &'static str;
+
+    /// Why the path cannot run on a line of `nodes` nodes on this machine
+    /// (a tool that is not installed, a topology it cannot do), if it cannot.
+    fn unavailable(&self, nodes: usize) -> Option<String> {
+        let _ = nodes;
+        None
+    }
 
     /// Sets the path up on `net`; it carries traffic once this returns.
     fn start(&self, net: &LineNet) -> anyhow::Result<Box<dyn Running>>;
@@ -42,7 +59,12 @@ pub trait Running {
     fn target(&self) -> IpAddr;
 
     /// Processes whose CPU time is the path's cost (none for the kernel).
-    fn pids(&self) -> Vec<u32>;
+    fn agents(&self) -> Vec<Agent>;
+
+    /// How long the first ping may take to get through (handshakes, routes).
+    fn reach_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
 
     /// The tunnel processes' own counters so far, one entry per node (none
     /// for paths without counters).
@@ -50,9 +72,23 @@ pub trait Running {
         Vec::new()
     }
 
+    /// What each node's processes printed so far, one entry per node.
+    fn logs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Tears the path down, reporting anything that went wrong (a process
     /// that did not exit cleanly, say).
     fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// A process that carries a path's traffic on one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub node: usize,
+    /// The program's name, e.g. "wireguard-go".
+    pub process: String,
+    pub pid: u32,
 }
 
 /// One node's dataplane counters, summed over its shards.
@@ -70,7 +106,7 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
-    fn new(node: usize, c: &CounterValues) -> NodeStats {
+    pub(crate) fn new(node: usize, c: &CounterValues) -> NodeStats {
         let packets_in = c.underlay_rx_packets + c.tun_rx_packets;
         let drops = DropReason::ALL
             .iter()
@@ -99,6 +135,10 @@ impl Tunnel for RawVeth {
         "raw veth"
     }
 
+    fn relay(&self) -> &'static str {
+        "kernel IPv6 forwarding"
+    }
+
     fn start(&self, net: &LineNet) -> anyhow::Result<Box<dyn Running>> {
         Ok(Box::new(RawRunning(IpAddr::V6(LineNet::link_v6(net.len() - 2, 2)))))
     }
@@ -109,7 +149,7 @@ impl Running for RawRunning {
         self.0
     }
 
-    fn pids(&self) -> Vec<u32> {
+    fn agents(&self) -> Vec<Agent> {
         Vec::new()
     }
 
@@ -183,6 +223,10 @@ impl Tunnel for MyceliumSealed {
         "mycelium sealed"
     }
 
+    fn relay(&self) -> &'static str {
+        "end to end; the relay's dataplane forwards sealed packets"
+    }
+
     fn start(&self, net: &LineNet) -> anyhow::Result<Box<dyn Running>> {
         let line = Self::line(net);
         let mut running = MyceliumRunning {
@@ -219,8 +263,9 @@ impl Running for MyceliumRunning {
         self.target
     }
 
-    fn pids(&self) -> Vec<u32> {
-        self.dataplanes.iter().map(Guarded::pid).collect()
+    fn agents(&self) -> Vec<Agent> {
+        let agent = |(node, dp): (usize, &Guarded)| Agent { node, process: "mycelium-dataplane".into(), pid: dp.pid() };
+        self.dataplanes.iter().enumerate().map(agent).collect()
     }
 
     fn stats(&self) -> Vec<NodeStats> {
@@ -229,6 +274,10 @@ impl Running for MyceliumRunning {
             Some(NodeStats::new(i, &total))
         };
         self.dirs.iter().enumerate().filter_map(node).collect()
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.dataplanes.iter().map(Guarded::log_text).collect()
     }
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
@@ -247,19 +296,5 @@ impl Running for MyceliumRunning {
             bail!("dataplanes did not stop cleanly:\n{}", failures.join("\n"));
         }
         Ok(())
-    }
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for up to `timeout`.
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            bail!("gave up after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
