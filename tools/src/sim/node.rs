@@ -35,8 +35,12 @@ struct NodeLink {
     neighbour: PublicKey,
     link: Link,
     traffic_bps: Option<u64>,
-    traffic_bytes: u64,
+    /// Data bytes sent and received on this link, as a dataplane counts.
+    traffic_bytes: (u64, u64),
     next_traffic: Timestamp,
+    /// Whether the link delivers (it is up and both nodes run): received
+    /// data is counted only then.
+    carrying: bool,
 }
 
 /// A node of the simulation.
@@ -70,7 +74,14 @@ impl SimNode {
         config: LinkConfig,
         traffic_bps: Option<u64>,
     ) {
-        let nl = NodeLink { neighbour, link: Link::new(now, config), traffic_bps, traffic_bytes: 0, next_traffic: now };
+        let nl = NodeLink {
+            neighbour,
+            link: Link::new(now, config),
+            traffic_bps,
+            traffic_bytes: (0, 0),
+            next_traffic: now,
+            carrying: true,
+        };
         self.links.insert(id, nl);
     }
 
@@ -104,6 +115,14 @@ impl SimNode {
         self.drain(out);
     }
 
+    /// Whether link `id` delivers: data from the neighbour is counted only
+    /// while it does (see `Link`'s data liveness).
+    pub fn set_carrying(&mut self, id: LinkId, carrying: bool) {
+        if let Some(nl) = self.links.get_mut(&id) {
+            nl.carrying = carrying;
+        }
+    }
+
     /// Runs link and router timers that are due.
     pub fn timeout(&mut self, now: Timestamp, out: &mut Outputs) {
         let ids: Vec<LinkId> = self.links.keys().copied().collect();
@@ -112,8 +131,12 @@ impl SimNode {
             if let Some(bps) = nl.traffic_bps
                 && now >= nl.next_traffic
             {
-                nl.traffic_bytes += bps / 8 * TRAFFIC_TICK.as_millis() as u64 / 1000;
-                nl.link.handle_traffic(now, nl.traffic_bytes, nl.traffic_bytes);
+                let bytes = bps / 8 * TRAFFIC_TICK.as_millis() as u64 / 1000;
+                nl.traffic_bytes.0 += bytes;
+                if nl.carrying {
+                    nl.traffic_bytes.1 += bytes;
+                }
+                nl.link.handle_traffic(now, nl.traffic_bytes.0, nl.traffic_bytes.1);
                 nl.next_traffic = now + TRAFFIC_TICK;
             }
             if nl.link.poll_timeout() <= now {

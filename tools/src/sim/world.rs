@@ -249,6 +249,7 @@ impl Sim {
             }
             Event::LinkState { link, up } => {
                 self.links[link].up = up;
+                self.sync_carrying(link);
                 return;
             }
         };
@@ -381,11 +382,26 @@ impl Sim {
     /// Sets a link up or down now.
     pub fn set_link_up(&mut self, link: usize, up: bool) {
         self.links[link].up = up;
+        self.sync_carrying(link);
+    }
+
+    /// Tells both ends whether `link` delivers data now.
+    fn sync_carrying(&mut self, link: usize) {
+        let (a, b) = (self.links[link].a, self.links[link].b);
+        let carrying = self.links[link].up && self.nodes[a].up && self.nodes[b].up;
+        for node in [a, b] {
+            self.nodes[node].set_carrying(LinkId(link as u32), carrying);
+        }
     }
 
     /// Stops a node: it neither sends nor receives from now on.
     pub fn fail_node(&mut self, node: usize) {
         self.nodes[node].up = false;
+        for link in 0..self.links.len() {
+            if self.links[link].a == node || self.links[link].b == node {
+                self.sync_carrying(link);
+            }
+        }
     }
 
     pub fn nodes(&self) -> &[SimNode] {
