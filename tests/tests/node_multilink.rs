@@ -92,7 +92,11 @@ fn a_stream_moves_from_fiber_to_cellular_between_the_same_two_nodes_and_back_onc
     assert_eq!(class_at(&fiber.a_side), Some("fiber".into()), "{peers}");
     assert_eq!(class_at(&cellular.a_side), Some("cellular".into()), "{peers}");
     let prefix = format!("{}::/64", node_b.address().split(':').take(4).collect::<Vec<_>>().join(":"));
-    assert_eq!(selected_endpoint(&node_a, &prefix).as_deref(), Some(fiber.a_side.as_str()));
+    // The first link up carries the first route; fiber takes over once it
+    // has held its place (a new link proves stable before it takes traffic).
+    wait_for(Duration::from_secs(10), "the route on the fiber", || {
+        selected_endpoint(&node_a, &prefix).as_deref() == Some(fiber.a_side.as_str())
+    });
 
     let flow = Flow::start(&a, &b, format!("[{}]:5510", node_b.address()).parse().unwrap(), 1 << 20);
     std::thread::sleep(Duration::from_millis(500));
