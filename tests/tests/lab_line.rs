@@ -70,6 +70,14 @@ impl Sandbox {
             assert!(!Path::new(&format!("/dev/shm/mycelium-{i}")).exists(), "shared memory of {i} is removed");
         }
         let marker = format!("mlab-{}-", self.name);
+        // Also the shared memory of a node whose start the state did not
+        // record yet (mlab killed in between).
+        let shm = std::fs::read_dir("/dev/shm").unwrap();
+        let left: Vec<String> = shm
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&format!("mycelium-{marker}")))
+            .collect();
+        assert!(left.is_empty(), "shared memory of the lab is left: {left:?}");
         let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
         assert!(!String::from_utf8_lossy(&links.stdout).contains(&marker), "no veth of the lab is left");
         assert!(stray_processes(&marker, &before.dir).is_empty(), "no process of the lab is left");

@@ -111,7 +111,10 @@ fn build_steps(topo: &Topology, state: &mut State, bins: &Binaries) -> Result<()
     let mut started = Vec::new();
     for (i, n) in topo.nodes.iter().enumerate() {
         state.nodes[i].args = n.args.clone();
+        // Recorded before the daemon starts: if mlab dies between the two,
+        // `down` still removes the shared memory the daemon made.
         state.instances.push(state.nodes[i].instance.clone());
+        state.save()?;
         started.push(start_node(state, bins, i)?);
     }
     wait_for_nodes(state, &started)?;
