@@ -91,6 +91,11 @@ pub struct FairShare {
     capacity: u64,
     period_end_ns: u64,
     offered: Box<[u64; ENTRIES]>,
+    /// Each source's recent demand: what it offered, decaying by a quarter
+    /// a period, so a source that paused (a TCP sender waiting out a
+    /// retransmission timeout) keeps its share for a few periods instead of
+    /// finding only the pool, which a heavy sender drains.
+    recent: Box<[u64; ENTRIES]>,
     buckets: Box<[Bucket; ENTRIES]>,
     order: Box<[u16; POOL]>,
 }
@@ -102,6 +107,7 @@ impl FairShare {
             capacity: (bits_per_second / 8).max(1),
             period_end_ns: 0,
             offered: Box::new([0; ENTRIES]),
+            recent: Box::new([0; ENTRIES]),
             buckets: Box::new([Bucket::default(); ENTRIES]),
             order: Box::new(std::array::from_fn(|i| i as u16)),
         }
@@ -116,6 +122,7 @@ impl FairShare {
         // After an idle gap the last demand is stale: everyone starts from the pool.
         if now_ns >= self.period_end_ns.saturating_add(period) {
             self.offered.fill(0);
+            self.recent.fill(0);
         }
         self.period_end_ns = now_ns + period;
         self.allocate();
@@ -126,12 +133,15 @@ impl FairShare {
     fn allocate(&mut self) {
         let per_second = 1_000_000_000 / PERIOD.as_nanos() as u64;
         let demand = |offered: u64| if offered == 0 { 0 } else { (offered + offered / 4 + GROWTH_BYTES) * per_second };
-        let offered = &self.offered;
-        self.order.sort_unstable_by_key(|&i| demand(offered[usize::from(i)]));
+        for (recent, &offered) in self.recent.iter_mut().zip(self.offered.iter()) {
+            *recent = offered.max(*recent - *recent / 4);
+        }
+        let recent = &self.recent;
+        self.order.sort_unstable_by_key(|&i| demand(recent[usize::from(i)]));
         let mut remaining = self.capacity;
-        let mut left = self.offered[..POOL].iter().filter(|&&o| o > 0).count() as u64;
+        let mut left = self.recent[..POOL].iter().filter(|&&o| o > 0).count() as u64;
         for &i in self.order.iter() {
-            let d = demand(self.offered[usize::from(i)]);
+            let d = demand(self.recent[usize::from(i)]);
             let granted = if d == 0 { 0 } else { d.min(remaining / left) };
             self.buckets[usize::from(i)].set_rate(granted, granted);
             remaining -= granted;
