@@ -130,6 +130,46 @@ pub fn overlay_v4(net: u8, i: usize) -> Ipv4Addr {
 
 /// Stops every daemon (SIGTERM, then SIGKILL after 5 s), and describes
 /// those that did not exit cleanly.
+/// A running tunnel made of one daemon per node (Yggdrasil, Nebula): the
+/// address to reach on the last node, the daemons in node order, how long
+/// the mesh may take to route, and the work directory kept while it runs.
+#[derive(Debug)]
+pub struct Daemons {
+    pub process: &'static str,
+    pub target: std::net::IpAddr,
+    pub daemons: Vec<Guarded>,
+    pub reach_timeout: std::time::Duration,
+    /// Kept until the daemons are gone.
+    pub dir: WorkDir,
+}
+
+impl crate::harness::tunnel::Running for Daemons {
+    fn target(&self) -> std::net::IpAddr {
+        self.target
+    }
+
+    fn agents(&self) -> Vec<crate::harness::tunnel::Agent> {
+        let agent = |(node, d): (usize, &Guarded)| crate::harness::tunnel::Agent {
+            node,
+            process: self.process.into(),
+            pid: d.pid(),
+        };
+        self.daemons.iter().enumerate().map(agent).collect()
+    }
+
+    fn reach_timeout(&self) -> std::time::Duration {
+        self.reach_timeout
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Guarded::log_text).collect()
+    }
+
+    fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        stop_all(self.process, &mut self.daemons)
+    }
+}
+
 pub fn stop_all(what: &str, daemons: &mut [Guarded]) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     for (i, d) in daemons.iter_mut().enumerate() {

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{WorkDir, find_tool, missing, overlay_v4, spawn, stop_all, tool_version};
+use super::{Daemons, WorkDir, find_tool, missing, overlay_v4, spawn, tool_version};
 use crate::harness::netns::{LineNet, run_stem};
 use crate::harness::process::Guarded;
-use crate::harness::tunnel::{Agent, Running, Tunnel};
+use crate::harness::tunnel::{Running, Tunnel};
 
 /// The UDP port every node listens on.
 pub const PORT: u16 = 4242;
@@ -96,12 +96,6 @@ firewall:
 #[derive(Debug)]
 pub struct Nebula;
 
-struct NebulaRunning {
-    target: IpAddr,
-    daemons: Vec<Guarded>,
-    _dir: WorkDir,
-}
-
 impl Nebula {
     /// A CA and one certificate per node in `dir`.
     fn make_pki(dir: &Path, n: usize) -> anyhow::Result<()> {
@@ -158,7 +152,10 @@ impl Tunnel for Nebula {
             let ifname = format!("{}b{i}", run_stem());
             configs.push(dir.write(&format!("n{i}.yml"), &line_config(net.len(), i, dir.path(), &ifname))?);
         }
-        let mut running = NebulaRunning { target: IpAddr::V4(address(net.len() - 1)), daemons: Vec::new(), _dir: dir };
+        // Lighthouse query, a failed direct handshake, then the relay.
+        let reach_timeout = Duration::from_secs(30);
+        let target = IpAddr::V4(address(net.len() - 1));
+        let mut running = Daemons { process: "nebula", target, daemons: Vec::new(), reach_timeout, dir };
         // The lighthouse first, so the others find it at once.
         let order: Vec<usize> =
             std::iter::once(LIGHTHOUSE).chain((0..net.len()).filter(|&i| i != LIGHTHOUSE)).collect();
@@ -172,30 +169,6 @@ impl Tunnel for Nebula {
         started.sort_by_key(|(i, _)| *i);
         running.daemons = started.into_iter().map(|(_, d)| d).collect();
         Ok(Box::new(running))
-    }
-}
-
-impl Running for NebulaRunning {
-    fn target(&self) -> IpAddr {
-        self.target
-    }
-
-    fn agents(&self) -> Vec<Agent> {
-        let agent = |(node, d): (usize, &Guarded)| Agent { node, process: "nebula".into(), pid: d.pid() };
-        self.daemons.iter().enumerate().map(agent).collect()
-    }
-
-    fn reach_timeout(&self) -> Duration {
-        // Lighthouse query, a failed direct handshake, then the relay.
-        Duration::from_secs(30)
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.daemons.iter().map(Guarded::log_text).collect()
-    }
-
-    fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
-        stop_all("nebula", &mut self.daemons)
     }
 }
 

@@ -16,10 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::{WorkDir, find_tool, missing, spawn, stop_all, tool_version};
+use super::{Daemons, WorkDir, find_tool, missing, spawn, tool_version};
 use crate::harness::netns::{LineNet, run_stem};
-use crate::harness::process::Guarded;
-use crate::harness::tunnel::{Agent, Running, Tunnel};
+use crate::harness::tunnel::{Running, Tunnel};
 
 /// TCP port of the peering listeners.
 pub const PORT: u16 = 9101;
@@ -69,12 +68,6 @@ pub struct Yggdrasil {
 /// Yggdrasil's default TUN MTU.
 pub const DEFAULT_MTU: u32 = 65535;
 
-struct YggRunning {
-    target: IpAddr,
-    daemons: Vec<Guarded>,
-    _dir: WorkDir,
-}
-
 impl Tunnel for Yggdrasil {
     fn name(&self) -> &'static str {
         "yggdrasil"
@@ -118,7 +111,9 @@ impl Tunnel for Yggdrasil {
         let last = configs.last().context("no nodes")?.to_string_lossy().into_owned();
         let address = crate::harness::netns::run(&ygg, &["-useconffile", &last, "-address"])?;
         let target: IpAddr = address.trim().parse().with_context(|| format!("yggdrasil -address: {address:?}"))?;
-        let mut running = YggRunning { target, daemons: Vec::new(), _dir: dir };
+        // Peerings, then the spanning tree and the path lookup.
+        let reach_timeout = Duration::from_secs(30);
+        let mut running = Daemons { process: "yggdrasil", target, daemons: Vec::new(), reach_timeout, dir };
         for (i, conf) in configs.iter().enumerate() {
             let args = ["-useconffile", &conf.to_string_lossy(), "-logto", "stdout", "-loglevel", "warn"];
             let mut daemon = spawn(net, i, &binary, args, &[])?;
@@ -127,30 +122,6 @@ impl Tunnel for Yggdrasil {
             running.daemons.push(daemon);
         }
         Ok(Box::new(running))
-    }
-}
-
-impl Running for YggRunning {
-    fn target(&self) -> IpAddr {
-        self.target
-    }
-
-    fn agents(&self) -> Vec<Agent> {
-        let agent = |(node, d): (usize, &Guarded)| Agent { node, process: "yggdrasil".into(), pid: d.pid() };
-        self.daemons.iter().enumerate().map(agent).collect()
-    }
-
-    fn reach_timeout(&self) -> Duration {
-        // Peerings, then the spanning tree and the path lookup.
-        Duration::from_secs(30)
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.daemons.iter().map(Guarded::log_text).collect()
-    }
-
-    fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
-        stop_all("yggdrasil", &mut self.daemons)
     }
 }
 
