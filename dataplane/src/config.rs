@@ -35,6 +35,9 @@ pub struct Config {
     /// Whether to ask for TUN and UDP offloads (TSO/USO super-packets from
     /// the TUN, UDP GSO and GRO); each is used only where the kernel grants it.
     pub offload: bool,
+    /// How long a shard keeps polling for more work after a batch before it
+    /// sleeps (zero: it always sleeps; see `io::shard` and its `wait` module).
+    pub busy_poll: std::time::Duration,
 }
 
 /// The TUN device's settings.

@@ -35,6 +35,16 @@ impl Running {
         tag: &str,
         make: impl FnOnce() -> E + Send + 'static,
     ) -> Running {
+        Running::start_polling(offload, Duration::ZERO, tag, make)
+    }
+
+    /// As [`Running::start`], with a busy-poll window.
+    fn start_polling<E: Engine + Send + 'static>(
+        offload: bool,
+        busy_poll: Duration,
+        tag: &str,
+        make: impl FnOnce() -> E + Send + 'static,
+    ) -> Running {
         let dir = std::env::temp_dir().join(format!("mycelium-shard-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let udp = bind_shard_socket(0).expect("bind");
@@ -51,6 +61,7 @@ impl Running {
             transit_file: None,
             mtu: 1400,
             offload: Offloads { udp: udp_offload, ..Offloads::default() },
+            busy_poll,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -147,6 +158,40 @@ fn a_relay_shard_forwards_every_datagram_of_a_burst_with_one_hop_less() {
     let c = shard.wait_for("counters catch up", |c| c.underlay_tx_packets == BURST as u64);
     assert_eq!(c.underlay_rx_packets, BURST as u64);
     assert_eq!(c.drops.iter().sum::<u64>(), 0);
+    shard.stop();
+}
+
+#[test]
+fn a_busy_polling_relay_shard_forwards_datagrams_arriving_inside_and_after_its_window_and_stops() {
+    let next_hop = UdpSocket::bind("127.0.0.1:0").unwrap();
+    next_hop.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let next_addr = next_hop.local_addr().unwrap();
+    let shard = Running::start_polling(false, Duration::from_millis(2), "poll", move || {
+        PassthroughEngine::new(
+            Some("400:0:0:1::1".parse().unwrap()),
+            false,
+            &[("400:0:0:2::1".parse().unwrap(), next_addr)],
+        )
+    });
+    let sender = UdpSocket::bind("[::1]:0").unwrap();
+    let to: SocketAddr = format!("[::1]:{}", shard.port).parse().unwrap();
+    let mut buf = [0u8; 2048];
+    // One datagram at a time, each answered before the next: gaps of 0.1 ms
+    // fall inside the 2 ms window (the shard is polling), gaps of 20 ms after
+    // it (the shard sleeps in the kernel again).
+    for i in 0..40u32 {
+        let gap = if i % 2 == 0 { Duration::from_micros(100) } else { Duration::from_millis(20) };
+        std::thread::sleep(gap);
+        let mut msg = passthrough::header(false, 5).to_vec();
+        msg.extend_from_slice(&ipv6_packet("400:0:0:2::1"));
+        msg.extend_from_slice(&i.to_be_bytes());
+        sender.send_to(&msg, to).unwrap();
+        let (n, _) = next_hop.recv_from(&mut buf).expect("relayed datagram within 5 s");
+        assert_eq!(u32::from_be_bytes(buf[n - 4..n].try_into().unwrap()), i);
+    }
+    let c = shard.wait_for("counters catch up", |c| c.underlay_tx_packets == 40);
+    assert_eq!(c.underlay_rx_packets, 40);
+    // Stop while the window of the last datagram may still be open.
     shard.stop();
 }
 

@@ -57,9 +57,13 @@ struct Args {
     /// Line lengths to measure (2: two nodes; 3: one relay).
     #[arg(long, value_delimiter = ',', default_values_t = [2usize, 3])]
     nodes: Vec<usize>,
-    /// Pings per RTT measurement (20 ms apart).
+    /// Pings per RTT measurement.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pings: u32,
+    /// Milliseconds between pings (20: every hop's thread has gone idle
+    /// before the next echo; 1: it is still awake).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    ping_interval_ms: u32,
     /// Directory for report.json, report.md and logs/ (what each node's
     /// agents printed, per topology and path).
     #[arg(long, default_value = "target/harness")]
@@ -157,7 +161,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         seconds: args.seconds,
         streams: vec![1, 4],
         pings: args.pings,
-        ping_interval_ms: 20,
+        ping_interval_ms: args.ping_interval_ms,
         udp_mbit_s: args.udp_mbit,
         udp_bytes: args.udp_len,
     };

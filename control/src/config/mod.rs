@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub transit_limit_mbps: Option<f64>,
     /// Run the dataplane without TUN and UDP offloads (default false).
     pub no_offload: bool,
+    /// Microseconds each dataplane shard keeps polling after a batch before
+    /// it sleeps (default 0: never polls).
+    pub busy_poll_us: u64,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -96,6 +99,7 @@ impl Default for NodeConfig {
             no_tun: false,
             transit_limit_mbps: None,
             no_offload: false,
+            busy_poll_us: 0,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -119,6 +123,9 @@ pub enum ConfigError {
 fn invalid(key: impl fmt::Display, value: impl fmt::Debug, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), value: format!("{value:?}"), reason: reason.into() }
 }
+
+/// The longest busy-poll window accepted (the dataplane's own limit, 10 ms).
+pub const MAX_BUSY_POLL_US: u64 = 10_000;
 
 /// The largest `target_peers` accepted (the peering layer's default peer limit).
 pub const MAX_TARGET_PEERS: usize = 256;
@@ -191,6 +198,12 @@ impl NodeConfig {
             config.transit_limit_mbps = Some(v);
         }
         config.no_offload = cli.no_offload.or(file.no_offload).unwrap_or(config.no_offload);
+        if let Some(v) = cli.busy_poll_us.or(file.busy_poll_us) {
+            config.busy_poll_us = u64::try_from(v)
+                .ok()
+                .filter(|&us| us <= MAX_BUSY_POLL_US)
+                .ok_or_else(|| invalid("busy_poll_us", v, format!("expected 0-{MAX_BUSY_POLL_US} microseconds")))?;
+        }
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub no_tun: Option<bool>,
     pub transit_limit_mbps: Option<f64>,
     pub no_offload: Option<bool>,
+    pub busy_poll_us: Option<i64>,
     pub lan_discovery: Option<bool>,
     pub target_peers: Option<i64>,
     pub position: Option<RawPosition>,
@@ -89,6 +90,10 @@ pub struct Cli {
     /// packet by packet [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub no_offload: Option<bool>,
+    /// Microseconds each dataplane shard keeps polling for packets after a
+    /// batch before it sleeps: lower latency for a busy core [default: 0, never].
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<i64>,
     /// Find peers on the local link with multicast beacons [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub lan_discovery: Option<bool>,

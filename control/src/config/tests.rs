@@ -52,6 +52,7 @@ fn the_example_config_parses_and_sets_every_key() {
         "no_tun",
         "transit_limit_mbps",
         "no_offload",
+        "busy_poll_us",
         "lan_discovery",
         "target_peers",
         "position",
@@ -143,6 +144,8 @@ fn invalid_values_are_reported_with_their_key_and_value() {
         ("target_peers = -1", "config: target_peers = -1: expected 0-256"),
         ("transit_limit_mbps = 0.0", "config: transit_limit_mbps = 0.0: expected Mbit/s between"),
         ("transit_limit_mbps = -5.0", "config: transit_limit_mbps = -5.0: expected Mbit/s between"),
+        ("busy_poll_us = 10001", "config: busy_poll_us = 10001: expected 0-10000 microseconds"),
+        ("busy_poll_us = -1", "config: busy_poll_us = -1: expected 0-10000 microseconds"),
         ("position = { lat = 91.0, lon = 0.0 }", "config: position = { lat = 91.0, lon = 0.0 }: latitude"),
         ("log_level = \"loud\"", "config: log_level = \"loud\": expected error, warn"),
         ("log_format = \"xml\"", "config: log_format = \"xml\": expected text or json"),
@@ -235,6 +238,15 @@ fn the_help_text_lists_every_flag() {
     }
     assert!(help.contains("udp://[KEY@]HOST:PORT"));
     Cli::command().debug_assert();
+}
+
+#[test]
+fn busy_polling_is_off_unless_the_file_or_a_flag_sets_a_window() {
+    assert_eq!(from_file("").unwrap().busy_poll_us, 0);
+    let file = "busy_poll_us = 200\n";
+    assert_eq!(from_file(file).unwrap().busy_poll_us, 200);
+    let flag = NodeConfig::from_sources(Some((Path::new("f"), file)), &cli(&["--busy-poll-us", "50"])).unwrap();
+    assert_eq!(flag.busy_poll_us, 50);
 }
 
 #[test]

@@ -177,8 +177,17 @@ impl Node {
                 PuntSocket::bind(node._shm.path(), index).map_err(|source| NodeError::Punt { shard: index, source })?;
             let counters = CountersMap::create(node._shm.path(), index)?;
             let transit_file = Some(crate::engine::transit::transit_path(node._shm.path(), index));
-            let parts =
-                ShardParts { index, udp, tun: queues.next(), punt: Some(punt), counters, transit_file, mtu, offload };
+            let parts = ShardParts {
+                index,
+                udp,
+                tun: queues.next(),
+                punt: Some(punt),
+                counters,
+                transit_file,
+                mtu,
+                offload,
+                busy_poll: config.busy_poll,
+            };
             let engine = make_engine(index);
             let (ready, stop) = (ready_tx.clone(), shutdown.clone());
             let handle = std::thread::Builder::new()
@@ -211,6 +220,7 @@ impl Node {
             cores = %format_core_list(&cores),
             port = config.port,
             tun = node.tun_name.as_deref().unwrap_or("none (relay only)"),
+            busy_poll_us = config.busy_poll.as_micros(),
             "dataplane running"
         );
         Ok(node)

@@ -188,6 +188,9 @@ fn dataplane_spec(
     if config.no_offload {
         args.push("--no-offload".to_owned());
     }
+    if config.busy_poll_us > 0 {
+        args.extend(["--busy-poll-us".to_owned(), config.busy_poll_us.to_string()]);
+    }
     if let Some(cores) = &config.cores {
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);

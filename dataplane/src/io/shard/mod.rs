@@ -55,6 +55,7 @@ use tracing::{info, warn};
 mod offload;
 mod rx;
 mod tx;
+mod wait;
 
 use offload::Geometry;
 pub use offload::Offloads;
@@ -178,6 +179,9 @@ pub struct ShardParts {
     pub mtu: usize,
     /// The offloads the TUN and socket were granted.
     pub offload: Offloads,
+    /// How long to keep polling for more work after a completion before
+    /// sleeping in the kernel (zero: never poll; see the `wait` module).
+    pub busy_poll: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +245,7 @@ pub struct Shard<E: Engine> {
     /// Per buffer, which of its segments already got an output (one each).
     emitted: [Vec<[u64; 4]>; 2],
     offload: Offloads,
+    busy_poll: Duration,
     layout: Layout,
     gso_on: bool,
     udp_peers: Vec<Option<SocketAddr>>,
@@ -274,6 +279,7 @@ fn build_ring() -> io::Result<IoUring> {
     let deferred = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
+        .setup_taskrun_flag()
         .setup_submit_all()
         .setup_cqsize(CQ_ENTRIES)
         .build(SQ_ENTRIES);
@@ -382,6 +388,7 @@ impl<E: Engine> Shard<E> {
             ],
             emitted: [vec![[0; 4]; usize::from(udp_count)], vec![[0; 4]; usize::from(tun_count)]],
             offload,
+            busy_poll: parts.busy_poll,
             layout,
             gso_on: offload.udp.gso,
             udp_peers: vec![None; usize::from(udp_count)],
@@ -405,16 +412,12 @@ impl<E: Engine> Shard<E> {
     /// Runs until `shutdown` is set, then cancels everything in flight.
     pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
         self.rearm();
-        let ts = Timespec::from(WAIT_TIMEOUT);
-        let args = SubmitArgs::new().timespec(&ts);
+        let mut poll_until = None;
         while !shutdown.load(Ordering::Relaxed) {
-            let want = if self.inject_pending { 0 } else { 1 };
-            match self.ring.submitter().submit_with_args(want, &args) {
-                Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
-                Err(e) => return Err(e),
+            poll_until = self.wait(poll_until, shutdown)?;
+            if self.iteration() && !self.busy_poll.is_zero() {
+                poll_until = Some(Timestamp::now() + self.busy_poll);
             }
-            self.iteration();
             self.publish_transit();
         }
         self.drain();
@@ -444,7 +447,8 @@ impl<E: Engine> Shard<E> {
         }
     }
 
-    fn iteration(&mut self) {
+    /// One pass over what the kernel completed; whether there was anything.
+    fn iteration(&mut self) -> bool {
         let reaped = self.reap();
         let now = Timestamp::now();
         self.engine.begin_batch(now);
@@ -455,7 +459,7 @@ impl<E: Engine> Shard<E> {
         }
         if reaped == 0 && !self.inject_pending {
             self.rearm();
-            return;
+            return false;
         }
         if !self.udp_batch.is_empty() {
             self.engine.process_from_underlay(now, &mut self.udp_batch, &mut self.out);
@@ -475,6 +479,7 @@ impl<E: Engine> Shard<E> {
         self.rearm();
         self.tally.batches += 1;
         self.flush_tally();
+        true
     }
 
     fn outstanding(&self) -> bool {
