@@ -35,6 +35,10 @@ pub struct Config {
     /// Whether to ask for TUN and UDP offloads (TSO/USO super-packets from
     /// the TUN, UDP GSO and GRO); each is used only where the kernel grants it.
     pub offload: bool,
+    /// Whether to spread DATA over the receiving shards by its sending shard
+    /// and node pair (a reuseport BPF program, `crate::io::steer`) instead
+    /// of the kernel's underlay 4-tuple hash.
+    pub steer: bool,
 }
 
 /// The TUN device's settings.
