@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub transit_limit_mbps: Option<f64>,
     /// Run the dataplane without TUN and UDP offloads (default false).
     pub no_offload: bool,
+    /// Leave the dataplane's receiving shard to the kernel's underlay hash
+    /// instead of steering DATA by sending shard and node pair (default false).
+    pub no_steer: bool,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -96,6 +99,7 @@ impl Default for NodeConfig {
             no_tun: false,
             transit_limit_mbps: None,
             no_offload: false,
+            no_steer: false,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -191,6 +195,7 @@ impl NodeConfig {
             config.transit_limit_mbps = Some(v);
         }
         config.no_offload = cli.no_offload.or(file.no_offload).unwrap_or(config.no_offload);
+        config.no_steer = cli.no_steer.or(file.no_steer).unwrap_or(config.no_steer);
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub no_tun: Option<bool>,
     pub transit_limit_mbps: Option<f64>,
     pub no_offload: Option<bool>,
+    pub no_steer: Option<bool>,
     pub lan_discovery: Option<bool>,
     pub target_peers: Option<i64>,
     pub position: Option<RawPosition>,
@@ -89,6 +90,11 @@ pub struct Cli {
     /// packet by packet [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub no_offload: Option<bool>,
+    /// Leave the dataplane's receiving shard to the kernel's hash of the
+    /// underlay address and port (one shard per peer) instead of spreading
+    /// DATA by sending shard and node pair [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub no_steer: Option<bool>,
     /// Find peers on the local link with multicast beacons [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub lan_discovery: Option<bool>,

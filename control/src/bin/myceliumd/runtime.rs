@@ -188,6 +188,9 @@ fn dataplane_spec(
     if config.no_offload {
         args.push("--no-offload".to_owned());
     }
+    if config.no_steer {
+        args.push("--no-steer".to_owned());
+    }
     if let Some(cores) = &config.cores {
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);
