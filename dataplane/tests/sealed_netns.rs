@@ -243,8 +243,8 @@ const FLOW_BYTES: usize = 2 * 1024 * 1024;
 
 /// Runs two 2-shard nodes (steering on or off), sends [`FLOWS`] concurrent
 /// checked TCP streams A -> B, and returns each node's underlay datagrams
-/// received per shard.
-fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 2] {
+/// received per shard, and A's TUN packets read per shard (what it sent).
+fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 3] {
     let a = Netns::new(&format!("{tag}a"));
     let b = Netns::new(&format!("{tag}b"));
     veth(&a, &b, NET);
@@ -266,7 +266,7 @@ fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 2] {
     let dp_b = start(&b, "b", &addr_b);
     let writer = Writer::start(&dp_a, &dp_b);
     ping(&a, &addr_b);
-    let before = [&dp_a, &dp_b].map(per_shard_rx);
+    let before = [per_shard_rx(&dp_a), per_shard_rx(&dp_b), per_shard_tun_rx(&dp_a)];
     std::thread::scope(|scope| {
         let flows: Vec<_> = (0..FLOWS)
             .map(|i| {
@@ -279,7 +279,7 @@ fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 2] {
             flow.join().expect("a flow failed");
         }
     });
-    let after = [&dp_a, &dp_b].map(per_shard_rx);
+    let after = [per_shard_rx(&dp_a), per_shard_rx(&dp_b), per_shard_tun_rx(&dp_a)];
     drop(writer);
     for dp in [&dp_a, &dp_b] {
         let c = summed(dp);
@@ -289,11 +289,15 @@ fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 2] {
     }
     assert_eq!(dp_a.stop(), Some(0));
     assert_eq!(dp_b.stop(), Some(0));
-    [0, 1].map(|n| after[n].iter().zip(&before[n]).map(|(x, y)| x - y).collect())
+    [0, 1, 2].map(|n| after[n].iter().zip(&before[n]).map(|(x, y)| x - y).collect())
 }
 
 fn per_shard_rx(dp: &Dataplane) -> Vec<u64> {
     read_all_counters(&dp.shm_dir).expect("read counters").into_iter().map(|(_, c)| c.underlay_rx_packets).collect()
+}
+
+fn per_shard_tun_rx(dp: &Dataplane) -> Vec<u64> {
+    read_all_counters(&dp.shm_dir).expect("read counters").into_iter().map(|(_, c)| c.tun_rx_packets).collect()
 }
 
 /// The smallest shard's share of what a node received.
@@ -315,14 +319,17 @@ fn flows_between_two_nodes_reach_both_receiving_shards_with_steering_and_one_wit
             return;
         }
     }
-    let [a, b] = two_shard_flows("st", true);
-    eprintln!("steering on: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}");
-    for (node, per_shard) in [("A", &a), ("B", &b)] {
+    let [a, b, sent] = two_shard_flows("st", true);
+    eprintln!("steering on: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}; A sent {sent:?}");
+    // A's sending shards too: the replies come back to the shard that sent
+    // a flow, so the TUN (which sends a flow from the queue its replies were
+    // written to) keeps it there.
+    for (node, per_shard) in [("A", &a), ("B", &b), ("A's TUN", &sent)] {
         let share = smallest_share(per_shard);
         assert!(share >= 0.05, "node {node}: the smaller shard got {:.1} % ({per_shard:?})", share * 100.0);
     }
-    let [a, b] = two_shard_flows("ns", false);
-    eprintln!("steering off: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}");
+    let [a, b, sent] = two_shard_flows("ns", false);
+    eprintln!("steering off: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}; A sent {sent:?}");
     for (node, per_shard) in [("A", &a), ("B", &b)] {
         let share = smallest_share(per_shard);
         assert!(share < 0.05, "node {node}: without steering one shard takes a peer's traffic ({per_shard:?})");
