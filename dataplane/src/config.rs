@@ -38,6 +38,10 @@ pub struct Config {
     /// How long a shard keeps polling for more work after a batch before it
     /// sleeps (zero: it always sleeps; see `io::shard` and its `wait` module).
     pub busy_poll: std::time::Duration,
+    /// Whether to spread DATA over the receiving shards by its sending shard
+    /// and node pair (a reuseport BPF program, `crate::io::steer`) instead
+    /// of the kernel's underlay 4-tuple hash.
+    pub steer: bool,
 }
 
 /// The TUN device's settings.

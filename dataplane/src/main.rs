@@ -63,6 +63,11 @@ struct Args {
     /// packet by packet, as on kernels that lack them.
     #[arg(long)]
     no_offload: bool,
+    /// Leave the choice of receiving shard to the kernel's hash of the underlay
+    /// address and port (all of one peer's traffic on one shard), instead of
+    /// spreading DATA by its sending shard and node pair.
+    #[arg(long)]
+    no_steer: bool,
     /// Caps what the node forwards for others, in Mbit/s (shared max-min
     /// fairly between source /64s) [default: no cap].
     #[arg(long, value_parser = parse_mbps)]
@@ -132,6 +137,7 @@ fn config(args: Args) -> anyhow::Result<(Config, EngineKind)> {
         address,
         offload: !args.no_offload,
         busy_poll: std::time::Duration::from_micros(args.busy_poll_us),
+        steer: !args.no_steer,
         transit_limit_bps: args.transit_limit_mbps,
     };
     Ok((config, engine))

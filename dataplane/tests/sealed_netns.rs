@@ -3,6 +3,9 @@
 //! writer process exactly as myceliumd would publish them (no control daemon
 //! otherwise). Real ping and a checked 100 MB TCP stream cross the overlay;
 //! the writer is killed with SIGKILL mid-transfer and forwarding carries on.
+//! With two shards per node, concurrent TCP flows are spread over both
+//! receiving shards by the reuseport steering program, and are not with
+//! `--no-steer`.
 //! Needs root and iproute2 (CI has both); without them it says so and passes.
 
 mod support;
@@ -20,7 +23,7 @@ use mycelium_common::shm::{KEYS, Publisher, ROUTES, ShmDir};
 use mycelium_common::snapshot::{LOCAL, Link, LinkState, NodeInfo, Route, SnapshotBuilder};
 use mycelium_common::time::Timestamp;
 use mycelium_dataplane::engine::counters::DropReason;
-use mycelium_dataplane::io::shm::read_epoch;
+use mycelium_dataplane::io::shm::{read_all_counters, read_epoch};
 use support::{Dataplane, Netns, privileged, summed, transfer, veth};
 
 const TRANSFER_BYTES: usize = 100 * 1024 * 1024;
@@ -120,6 +123,21 @@ fn snapshot_writer_process_entry_point() {
 
 struct Writer(Child);
 
+impl Writer {
+    /// Starts the writer for A and B and waits until both run a snapshot.
+    fn start(dp_a: &Dataplane, dp_b: &Dataplane) -> Writer {
+        let writer = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "snapshot_writer_process_entry_point", "--nocapture", "--test-threads", "1"])
+            .env(WRITER_ENV, format!("{}|{}", dp_a.shm_dir.display(), dp_b.shm_dir.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn the snapshot writer");
+        let writer = Writer(writer);
+        wait_for_snapshots(&[dp_a, dp_b]);
+        writer
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -163,14 +181,7 @@ fn sealed_dataplanes_carry_ping_and_a_checked_stream_and_keep_forwarding_when_th
     let dp_a = start(&a, "sa", &addr_a, &format!("myc{pid}sa"));
     let dp_b = start(&b, "sb", &addr_b, &format!("myc{pid}sb"));
 
-    let writer = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "snapshot_writer_process_entry_point", "--nocapture", "--test-threads", "1"])
-        .env(WRITER_ENV, format!("{}|{}", dp_a.shm_dir.display(), dp_b.shm_dir.display()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn the snapshot writer");
-    let mut writer = Writer(writer);
-    wait_for_snapshots(&[&dp_a, &dp_b]);
+    let mut writer = Writer::start(&dp_a, &dp_b);
 
     let rtt = ping(&a, &addr_b);
     eprintln!("sealed overlay ping: {}", rtt.lines().find(|l| l.contains("min/avg/max")).unwrap_or(""));
@@ -224,4 +235,103 @@ fn sealed_dataplanes_carry_ping_and_a_checked_stream_and_keep_forwarding_when_th
     }
     assert_eq!(dp_a.stop(), Some(0));
     assert_eq!(dp_b.stop(), Some(0));
+}
+
+/// Concurrent flows for the spread test, and bytes per flow.
+const FLOWS: u16 = 16;
+const FLOW_BYTES: usize = 2 * 1024 * 1024;
+
+/// Runs two 2-shard nodes (steering on or off), sends [`FLOWS`] concurrent
+/// checked TCP streams A -> B, and returns each node's underlay datagrams
+/// received per shard, and A's TUN packets read per shard (what it sent).
+fn two_shard_flows(tag: &str, steer: bool) -> [Vec<u64>; 3] {
+    let a = Netns::new(&format!("{tag}a"));
+    let b = Netns::new(&format!("{tag}b"));
+    veth(&a, &b, NET);
+    let pid = std::process::id();
+    let (addr_a, addr_b) = (public(NODES[0].0).address().to_string(), public(NODES[1].0).address().to_string());
+    let start = |ns: &Netns, node: &str, addr: &str| {
+        let tun = format!("myc{pid}{tag}{node}");
+        let mut args = vec!["--engine", "sealed", "--port", "9651", "--cores", "0,1", "--address", addr];
+        args.extend(["--tun-name", &tun]);
+        if !steer {
+            args.push("--no-steer");
+        }
+        let dp = Dataplane::start(ns, &format!("{tag}{node}"), &args).running();
+        let wanted = if steer { "receive steering attached" } else { "receive steering off" };
+        assert!(dp.log_text().contains(wanted), "expected {wanted:?}:\n{}", dp.log_text());
+        dp
+    };
+    let dp_a = start(&a, "a", &addr_a);
+    let dp_b = start(&b, "b", &addr_b);
+    let writer = Writer::start(&dp_a, &dp_b);
+    ping(&a, &addr_b);
+    let before = [per_shard_rx(&dp_a), per_shard_rx(&dp_b), per_shard_tun_rx(&dp_a)];
+    std::thread::scope(|scope| {
+        let flows: Vec<_> = (0..FLOWS)
+            .map(|i| {
+                let to: SocketAddr = format!("[{addr_b}]:{}", 5300 + i).parse().unwrap();
+                let (a, b) = (&a, &b);
+                scope.spawn(move || transfer(a, b, to, FLOW_BYTES))
+            })
+            .collect();
+        for flow in flows {
+            flow.join().expect("a flow failed");
+        }
+    });
+    let after = [per_shard_rx(&dp_a), per_shard_rx(&dp_b), per_shard_tun_rx(&dp_a)];
+    drop(writer);
+    for dp in [&dp_a, &dp_b] {
+        let c = summed(dp);
+        for r in [DropReason::AuthFailed, DropReason::Malformed, DropReason::NoSession, DropReason::Replayed] {
+            assert_eq!(c.drops[r as usize], 0, "{r:?} (steer {steer})");
+        }
+    }
+    assert_eq!(dp_a.stop(), Some(0));
+    assert_eq!(dp_b.stop(), Some(0));
+    [0, 1, 2].map(|n| after[n].iter().zip(&before[n]).map(|(x, y)| x - y).collect())
+}
+
+fn per_shard_rx(dp: &Dataplane) -> Vec<u64> {
+    read_all_counters(&dp.shm_dir).expect("read counters").into_iter().map(|(_, c)| c.underlay_rx_packets).collect()
+}
+
+fn per_shard_tun_rx(dp: &Dataplane) -> Vec<u64> {
+    read_all_counters(&dp.shm_dir).expect("read counters").into_iter().map(|(_, c)| c.tun_rx_packets).collect()
+}
+
+/// The smallest shard's share of what a node received.
+fn smallest_share(per_shard: &[u64]) -> f64 {
+    let total: u64 = per_shard.iter().sum();
+    assert!(total > 1000, "the flows crossed: {per_shard:?}");
+    *per_shard.iter().min().unwrap() as f64 / total as f64
+}
+
+#[test]
+fn flows_between_two_nodes_reach_both_receiving_shards_with_steering_and_one_without() {
+    if !privileged() {
+        return;
+    }
+    match mycelium_dataplane::io::affinity::allowed_cores() {
+        Ok(cores) if cores.contains(&0) && cores.contains(&1) => {}
+        other => {
+            eprintln!("skipping: needs CPUs 0 and 1 (allowed: {other:?})");
+            return;
+        }
+    }
+    let [a, b, sent] = two_shard_flows("st", true);
+    eprintln!("steering on: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}; A sent {sent:?}");
+    // A's sending shards too: the replies come back to the shard that sent
+    // a flow, so the TUN (which sends a flow from the queue its replies were
+    // written to) keeps it there.
+    for (node, per_shard) in [("A", &a), ("B", &b), ("A's TUN", &sent)] {
+        let share = smallest_share(per_shard);
+        assert!(share >= 0.05, "node {node}: the smaller shard got {:.1} % ({per_shard:?})", share * 100.0);
+    }
+    let [a, b, sent] = two_shard_flows("ns", false);
+    eprintln!("steering off: datagrams received per shard: A (acks) {a:?}, B (data) {b:?}; A sent {sent:?}");
+    for (node, per_shard) in [("A", &a), ("B", &b)] {
+        let share = smallest_share(per_shard);
+        assert!(share < 0.05, "node {node}: without steering one shard takes a peer's traffic ({per_shard:?})");
+    }
 }

@@ -64,6 +64,11 @@ struct Args {
     /// before the next echo; 1: it is still awake).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     ping_interval_ms: u32,
+    /// Shards (pinned threads, one per core) of each mycelium dataplane, on
+    /// consecutive cores from `node * shards` round the machine; at most
+    /// the number of CPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
     /// Directory for report.json, report.md and logs/ (what each node's
     /// agents printed, per topology and path).
     #[arg(long, default_value = "target/harness")]
@@ -142,8 +147,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let myceliumd = myceliumd.canonicalize().unwrap_or(myceliumd);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let raw = RawVeth;
-    let sealed = MyceliumSealed { binary: dataplane.clone(), cores: cpus };
-    let node = MyceliumNode { myceliumd, dataplane, cores: cpus };
+    let shards = args.shards as usize;
+    if shards > cpus {
+        bail!("--shards {shards}: this machine has {cpus} CPUs (one shard per core)");
+    }
+    let sealed = MyceliumSealed { binary: dataplane.clone(), cores: cpus, shards };
+    let node = MyceliumNode { myceliumd, dataplane, cores: cpus, shards };
     let wireguard_go = WireGuard { implementation: Implementation::Go };
     let boringtun = WireGuard { implementation: Implementation::Boringtun };
     let ygg = Yggdrasil { mtu: args.yggdrasil_mtu };

@@ -56,6 +56,18 @@ impl Plan {
     }
 }
 
+/// The `--cores` list of node `node`'s dataplane when each node runs
+/// `shards` shards on a machine with `cpus` CPUs: `shards` consecutive CPUs
+/// from `node * shards`, wrapping (the caller keeps `shards <= cpus`, so
+/// none repeats).
+pub fn shard_cores(node: usize, shards: usize, cpus: usize) -> String {
+    let (shards, cpus) = (shards.max(1), cpus.max(1));
+    let mut cores: Vec<usize> = (0..shards).map(|k| (node * shards + k) % cpus).collect();
+    cores.sort_unstable();
+    cores.dedup();
+    cores.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// The name of a line of `n` nodes in the report.
 pub fn topology_name(n: usize) -> String {
     if n == 2 { "two-node".to_string() } else { format!("line-{n}") }
@@ -163,4 +175,21 @@ fn measure_path(
         None
     };
     Ok(Figures { ping_idle: idle, ping_loaded: loaded, tcp, udp, agents })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_cores;
+
+    #[test]
+    fn each_node_gets_its_shards_on_distinct_cores_round_the_machine() {
+        assert_eq!(shard_cores(0, 1, 2), "0");
+        assert_eq!(shard_cores(1, 1, 2), "1");
+        assert_eq!(shard_cores(2, 1, 2), "0");
+        assert_eq!(shard_cores(0, 2, 2), "0,1");
+        assert_eq!(shard_cores(1, 2, 2), "0,1");
+        assert_eq!(shard_cores(1, 2, 8), "2,3");
+        assert_eq!(shard_cores(3, 3, 8), "1,2,3");
+        assert_eq!(shard_cores(2, 3, 8), "0,6,7");
+    }
 }

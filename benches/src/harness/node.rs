@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mycelium_common::identity::SecretKey;
-use mycelium_dataplane::engine::counters::CounterValues;
 use mycelium_dataplane::io::shm::read_all_counters;
 
 use super::alt::{WorkDir, spawn, stop_all};
@@ -33,7 +32,7 @@ fn secret(i: usize) -> SecretKey {
 
 /// `myceliumd`'s arguments for node `i` on a line (the dataplane binary is
 /// passed in the environment, `MYCELIUM_DATAPLANE`).
-pub fn node_args(i: usize, key_file: &str, cores: usize) -> Vec<String> {
+pub fn node_args(i: usize, key_file: &str, cores: usize, shards: usize) -> Vec<String> {
     let stem = run_stem();
     let mut args = vec![
         "--key-file".to_string(),
@@ -44,7 +43,7 @@ pub fn node_args(i: usize, key_file: &str, cores: usize) -> Vec<String> {
         format!("{stem}m{i}"),
         "--lan-discovery=false".into(),
         "--cores".into(),
-        (i % cores.max(1)).to_string(),
+        super::shard_cores(i, shards, cores),
     ];
     if i > 0 {
         let left = secret(i - 1).public_key().to_hex();
@@ -67,6 +66,8 @@ pub struct MyceliumNode {
     pub myceliumd: PathBuf,
     pub dataplane: PathBuf,
     pub cores: usize,
+    /// Shards per dataplane (at most `cores`).
+    pub shards: usize,
 }
 
 struct NodeRunning {
@@ -108,7 +109,7 @@ impl Tunnel for MyceliumNode {
         for i in 0..net.len() {
             let key_file = running._dir.path().join(format!("n{i}.key"));
             secret(i).save(&key_file).context("writing a key file")?;
-            let args = node_args(i, &key_file.to_string_lossy(), self.cores);
+            let args = node_args(i, &key_file.to_string_lossy(), self.cores, self.shards);
             let env = [("MYCELIUM_DATAPLANE", dataplane.as_str()), ("NO_COLOR", "1")];
             let mut daemon = spawn(net, i, &self.myceliumd, &args, &env)?;
             let ready = wait_for(Duration::from_secs(15), || {
@@ -148,10 +149,7 @@ impl Running for NodeRunning {
     }
 
     fn stats(&self) -> Vec<NodeStats> {
-        let node = |i: usize| {
-            let total: CounterValues = read_all_counters(&shm(i)).ok()?.into_iter().map(|(_, c)| c).sum();
-            Some(NodeStats::new(i, &total))
-        };
+        let node = |i: usize| Some(NodeStats::from_shards(i, &read_all_counters(&shm(i)).ok()?));
         (0..self.n).filter_map(node).collect()
     }
 
@@ -185,9 +183,9 @@ mod tests {
 
     #[test]
     fn every_node_but_the_first_dials_its_left_neighbour_by_key() {
-        let first = node_args(0, "/k0", 2);
+        let first = node_args(0, "/k0", 2, 1);
         assert!(!first.iter().any(|a| a == "--peer"), "{first:?}");
-        let second = node_args(1, "/k1", 2);
+        let second = node_args(1, "/k1", 2, 1);
         let peer = second.iter().position(|a| a == "--peer").map(|p| second[p + 1].clone()).unwrap();
         assert_eq!(peer, format!("udp://{}@192.168.150.1:9651", secret(0).public_key().to_hex()));
         let cores = second.iter().position(|a| a == "--cores").map(|p| second[p + 1].clone()).unwrap();

@@ -311,8 +311,13 @@ impl Report {
                 .map(|n| {
                     let drops: Vec<String> = n.drops.iter().map(|(r, c)| format!("{r} {c}")).collect();
                     let drops = if drops.is_empty() { "none".to_string() } else { drops.join(", ") };
+                    let shards = if n.rx_per_shard.len() > 1 {
+                        format!(", underlay rx per shard {:?}", n.rx_per_shard)
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "node {}: {} packets in {} batches ({:.1}/batch), buffers exhausted {}, drops: {drops}",
+                        "node {}: {} packets in {} batches ({:.1}/batch), buffers exhausted {}, drops: {drops}{shards}",
                         n.node, n.packets_in, n.batches, n.packets_per_batch, n.buffers_exhausted
                     )
                 })

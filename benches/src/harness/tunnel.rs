@@ -103,9 +103,21 @@ pub struct NodeStats {
     pub buffers_exhausted: u64,
     /// Non-zero drop counters by reason.
     pub drops: BTreeMap<String, u64>,
+    /// Underlay datagrams received, per shard (how the receive steering
+    /// spread them).
+    pub rx_per_shard: Vec<u64>,
 }
 
 impl NodeStats {
+    /// The stats of node `node` from its shards' counters.
+    pub(crate) fn from_shards(node: usize, shards: &[(usize, CounterValues)]) -> NodeStats {
+        let total: CounterValues = shards.iter().map(|(_, c)| *c).sum();
+        NodeStats {
+            rx_per_shard: shards.iter().map(|(_, c)| c.underlay_rx_packets).collect(),
+            ..Self::new(node, &total)
+        }
+    }
+
     pub(crate) fn new(node: usize, c: &CounterValues) -> NodeStats {
         let packets_in = c.underlay_rx_packets + c.tun_rx_packets;
         let drops = DropReason::ALL
@@ -120,6 +132,7 @@ impl NodeStats {
             packets_per_batch: if c.batches > 0 { packets_in as f64 / c.batches as f64 } else { 0.0 },
             buffers_exhausted: c.buffers_exhausted,
             drops,
+            rx_per_shard: Vec::new(),
         }
     }
 }
@@ -159,13 +172,16 @@ impl Running for RawRunning {
 }
 
 /// One sealed `mycelium-dataplane` per node (relays without a TUN), each
-/// with one shard on core `node % cores`, fed a static snapshot and key table.
+/// with `shards` shards (cores from [`super::shard_cores`]), fed a static
+/// snapshot and key table.
 #[derive(Debug)]
 pub struct MyceliumSealed {
     /// The `mycelium-dataplane` binary.
     pub binary: PathBuf,
     /// CPUs to spread the dataplanes over.
     pub cores: usize,
+    /// Shards per dataplane (at most `cores`).
+    pub shards: usize,
 }
 
 struct MyceliumRunning {
@@ -198,7 +214,7 @@ impl MyceliumSealed {
         let address = node.key.address().to_string();
         let mut cmd = net.command(i, &self.binary.to_string_lossy());
         cmd.args(["--engine", "sealed", "--port", &PORT.to_string(), "--address", &address])
-            .args(["--cores", &(i % self.cores.max(1)).to_string(), "--shm-dir"])
+            .args(["--cores", &super::shard_cores(i, self.shards, self.cores), "--shm-dir"])
             .arg(&dir);
         if node.has_tun(i, net.len()) {
             cmd.args(["--tun-name", &format!("{}t{i}", run_stem())]);
@@ -269,10 +285,7 @@ impl Running for MyceliumRunning {
     }
 
     fn stats(&self) -> Vec<NodeStats> {
-        let node = |(i, dir): (usize, &PathBuf)| {
-            let total: CounterValues = read_all_counters(dir).ok()?.into_iter().map(|(_, c)| c).sum();
-            Some(NodeStats::new(i, &total))
-        };
+        let node = |(i, dir): (usize, &PathBuf)| Some(NodeStats::from_shards(i, &read_all_counters(dir).ok()?));
         self.dirs.iter().enumerate().filter_map(node).collect()
     }
 

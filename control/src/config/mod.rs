@@ -74,6 +74,9 @@ pub struct NodeConfig {
     /// Microseconds each dataplane shard keeps polling after a batch before
     /// it sleeps (default 0: never polls).
     pub busy_poll_us: u64,
+    /// Leave the dataplane's receiving shard to the kernel's underlay hash
+    /// instead of steering DATA by sending shard and node pair (default false).
+    pub no_steer: bool,
     /// LAN discovery beacons (default true).
     pub lan_discovery: bool,
     /// Links to keep (default 8).
@@ -100,6 +103,7 @@ impl Default for NodeConfig {
             transit_limit_mbps: None,
             no_offload: false,
             busy_poll_us: 0,
+            no_steer: false,
             lan_discovery: true,
             target_peers: 8,
             position: None,
@@ -204,6 +208,7 @@ impl NodeConfig {
                 .filter(|&us| us <= MAX_BUSY_POLL_US)
                 .ok_or_else(|| invalid("busy_poll_us", v, format!("expected 0-{MAX_BUSY_POLL_US} microseconds")))?;
         }
+        config.no_steer = cli.no_steer.or(file.no_steer).unwrap_or(config.no_steer);
         config.lan_discovery = cli.lan_discovery.or(file.lan_discovery).unwrap_or(config.lan_discovery);
         if let Some(v) = cli.target_peers.or(file.target_peers) {
             config.target_peers = usize::try_from(v)

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub transit_limit_mbps: Option<f64>,
     pub no_offload: Option<bool>,
     pub busy_poll_us: Option<i64>,
+    pub no_steer: Option<bool>,
     pub lan_discovery: Option<bool>,
     pub target_peers: Option<i64>,
     pub position: Option<RawPosition>,
@@ -94,6 +95,11 @@ pub struct Cli {
     /// batch before it sleeps: lower latency for a busy core [default: 0, never].
     #[arg(long, value_name = "US")]
     pub busy_poll_us: Option<i64>,
+    /// Leave the dataplane's receiving shard to the kernel's hash of the
+    /// underlay address and port (one shard per peer) instead of spreading
+    /// DATA by sending shard and node pair [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub no_steer: Option<bool>,
     /// Find peers on the local link with multicast beacons [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub lan_discovery: Option<bool>,

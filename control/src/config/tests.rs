@@ -53,6 +53,7 @@ fn the_example_config_parses_and_sets_every_key() {
         "transit_limit_mbps",
         "no_offload",
         "busy_poll_us",
+        "no_steer",
         "lan_discovery",
         "target_peers",
         "position",
@@ -228,6 +229,8 @@ fn the_help_text_lists_every_flag() {
         "--metrics-listen",
         "--instance",
         "--no-tun",
+        "--no-offload",
+        "--no-steer",
         "--lan-discovery",
         "--target-peers",
         "--position",
@@ -257,4 +260,14 @@ fn offloads_are_on_unless_the_file_or_a_flag_turns_them_off() {
     let flag_on = NodeConfig::from_sources(Some((Path::new("f"), file)), &cli(&["--no-offload=false"])).unwrap();
     assert!(!flag_on.no_offload);
     assert!(NodeConfig::from_sources(None, &cli(&["--no-offload"])).unwrap().no_offload);
+}
+
+#[test]
+fn steering_is_on_unless_the_file_or_a_flag_turns_it_off() {
+    assert!(!from_file("").unwrap().no_steer);
+    let file = "no_steer = true\n";
+    assert!(from_file(file).unwrap().no_steer);
+    let flag_on = NodeConfig::from_sources(Some((Path::new("f"), file)), &cli(&["--no-steer=false"])).unwrap();
+    assert!(!flag_on.no_steer);
+    assert!(NodeConfig::from_sources(None, &cli(&["--no-steer"])).unwrap().no_steer);
 }

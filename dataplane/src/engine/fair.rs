@@ -21,7 +21,9 @@
 //! Driving it (sans-IO, no allocation): [`FairShare::roll`] once per batch
 //! with the time, [`FairShare::admit`] per transit packet with its source
 //! slot and the time. Each shard has its own instance with its share of
-//! the limit (limit / shards); the kernel spreads flows over shards.
+//! the limit (limit / shards); the receive steering (`crate::io::steer`)
+//! spreads transit DATA over the shards by origin shard and node pair, so
+//! a source's traffic reaches several shards when it comes from several.
 
 use super::transit::SLOTS;
 

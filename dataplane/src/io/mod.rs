@@ -5,6 +5,7 @@
 //! - [`shard`]: a shard's io_uring loop around the engine.
 //! - [`bufring`]: provided-buffer rings and their buffers.
 //! - [`socket`], [`tun`], [`punt`], [`shm`]: the shard's files.
+//! - [`steer`]: the reuseport program that spreads DATA over the receiving shards.
 //! - [`affinity`], [`privileges`], [`signals`]: process set-up.
 
 pub mod affinity;
@@ -16,5 +17,6 @@ pub mod shard;
 pub mod shm;
 pub mod signals;
 pub mod socket;
+pub mod steer;
 mod sys;
 pub mod tun;

@@ -31,6 +31,7 @@ use super::shard::{CQ_ENTRIES, SQ_ENTRIES, Shard, ShardParts, TUN_BUFFERS, UDP_B
 use super::shm::{CountersMap, ShmDir, ShmError};
 use super::signals::wait_shutdown_signal;
 use super::socket::{SocketError, UdpOffload, bind_shard_socket, enable_offloads, probe_port_free};
+use super::steer::{self, Steering};
 use super::tun::{TunDevice, TunError};
 use crate::config::{Config, format_core_list};
 use crate::engine::Engine;
@@ -115,6 +116,26 @@ pub fn resolve_cores(requested: Option<&[usize]>) -> Result<Vec<usize>, NodeErro
     }
 }
 
+/// Attaches the reuseport program that spreads DATA over the shards (the
+/// sockets were bound in shard order, so the group's index i is shard i).
+/// Failing is not fatal: the kernel's 4-tuple hash still works.
+fn steer_receives(config: &Config, sockets: &[std::os::fd::OwnedFd]) {
+    use std::os::fd::AsFd;
+    let Some(first) = sockets.first() else { return };
+    if !config.steer {
+        info!(shards = sockets.len(), "receive steering off (--no-steer): the kernel's hash picks the shard");
+        return;
+    }
+    match steer::attach(first.as_fd(), sockets.len()) {
+        Ok(Steering::Attached) => info!(shards = sockets.len(), "receive steering attached"),
+        Ok(Steering::OneShard) => info!("receive steering not needed (one shard)"),
+        Err(e) => tracing::warn!(
+            shards = sockets.len(),
+            "receive steering not attached ({e}): each peer's traffic stays on one shard"
+        ),
+    }
+}
+
 /// A running dataplane.
 #[derive(Debug)]
 pub struct Node {
@@ -150,6 +171,7 @@ impl Node {
             sockets.push(fd);
         }
         let udp_offload = udp_offload.unwrap_or_default();
+        steer_receives(config, &sockets);
         let mut tun = match &config.tun {
             // Super-packets from the TUN only pay off when they can leave as GSO sends.
             Some(t) => Some(TunDevice::create(t, cores.len(), config.offload && udp_offload.gso)?),

@@ -3,8 +3,10 @@
 //!
 //! Each shard binds an `AF_INET6` socket to `[::]:port` with `IPV6_V6ONLY=0`,
 //! so one socket carries both IPv4 underlay (seen as `::ffff:a.b.c.d`, handed
-//! to the engine as plain IPv4) and IPv6 underlay; the kernel's reuseport hash
-//! keeps each flow on one shard. This needs IPv6 enabled in the kernel, which
+//! to the engine as plain IPv4) and IPv6 underlay. Which shard receives a
+//! datagram is the steering program's choice for DATA ([`super::steer`]) and
+//! the kernel's reuseport hash of the underlay 4-tuple for everything else
+//! (or for all of it with `--no-steer`). This needs IPv6 enabled in the kernel, which
 //! every supported host has; the alternative (one v4 and one v6 socket per
 //! shard) would double the multishot receives and the buffer rings for nothing.
 //!

@@ -191,6 +191,9 @@ fn dataplane_spec(
     if config.busy_poll_us > 0 {
         args.extend(["--busy-poll-us".to_owned(), config.busy_poll_us.to_string()]);
     }
+    if config.no_steer {
+        args.push("--no-steer".to_owned());
+    }
     if let Some(cores) = &config.cores {
         let list: Vec<String> = cores.iter().map(usize::to_string).collect();
         args.extend(["--cores".to_owned(), list.join(",")]);
