@@ -169,7 +169,8 @@ fn run((config, engine): (Config, EngineKind)) -> anyhow::Result<()> {
             let shared = SharedSessions::default();
             let dir = CommonShmDir::at(&config.shm_dir);
             let node = Node::start(&config, |index| {
-                let shard = u8::try_from(index).expect("at most 256 shards, checked above");
+                // The shard's position on the steering circle: distinct per shard.
+                let shard = mycelium_dataplane::io::steer::shard_byte(index, shards);
                 let sealed = SealedConfig { shard, local, has_tun, epoch, transit_limit_bps };
                 SealedEngine::new(sealed, dir.clone(), shared.clone())
             })?;

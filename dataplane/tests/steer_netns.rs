@@ -13,7 +13,7 @@ use mycelium_common::address::OverlayAddress;
 use mycelium_common::identity::SecretKey;
 use mycelium_common::wire::{RoutedKind, RoutedRepr};
 use mycelium_dataplane::io::socket::bind_shard_socket;
-use mycelium_dataplane::io::steer::{Steering, attach, select};
+use mycelium_dataplane::io::steer::{MAX_SHARDS, Steering, attach, select, shard_byte};
 use support::{Netns, privileged};
 
 const PORT: u16 = 9811;
@@ -49,7 +49,7 @@ fn steer_in_kernel(n: usize, to: SocketAddr) -> Vec<(Option<u32>, usize)> {
     let mut sent = Vec::new();
     for pair in 0..6u8 {
         for shard in 0..8u8 {
-            let packet = data(sent.len() as u64, shard, 10 + pair, 100);
+            let packet = data(sent.len() as u64, shard_byte(usize::from(shard), 8), 10 + pair, 100);
             sender.send_to(&packet, to).unwrap();
             sent.push(select(&packet, n as u32));
         }
@@ -79,7 +79,12 @@ fn the_kernel_delivers_data_to_the_socket_the_program_names_over_ipv4_and_ipv6()
     let results = ns
         .spawn(|| {
             let mut all = Vec::new();
-            for n in [2, 4] {
+            // The largest program (256 shards) loads too.
+            let many: Vec<UdpSocket> =
+                (0..MAX_SHARDS).map(|_| UdpSocket::from(bind_shard_socket(PORT + 1).expect("bind"))).collect();
+            assert_eq!(attach(many[0].as_fd(), many.len()).expect("256 shards"), Steering::Attached);
+            drop(many);
+            for n in [2, 3, 4] {
                 for to in [format!("127.0.0.1:{PORT}"), format!("[::1]:{PORT}")] {
                     all.push((n, to.clone(), steer_in_kernel(n, to.parse().unwrap())));
                 }
