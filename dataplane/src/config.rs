@@ -44,6 +44,9 @@ pub struct Config {
     pub steer: bool,
 }
 
+/// The longest busy-poll window a shard takes (10 ms), in microseconds.
+pub const MAX_BUSY_POLL_US: u64 = 10_000;
+
 /// The TUN device's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunConfig {

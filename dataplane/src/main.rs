@@ -15,7 +15,8 @@ use mycelium_common::address::OverlayAddress;
 use mycelium_common::shm::ShmDir as CommonShmDir;
 use mycelium_common::time::Timestamp;
 use mycelium_dataplane::config::{
-    Config, TunConfig, check_interface_name, check_mtu, check_overlay, parse_core_list, parse_static_peer,
+    Config, MAX_BUSY_POLL_US, TunConfig, check_interface_name, check_mtu, check_overlay, parse_core_list,
+    parse_static_peer,
 };
 use mycelium_dataplane::engine::passthrough::PassthroughEngine;
 use mycelium_dataplane::engine::sealed::{SealedConfig, SealedEngine};
@@ -79,9 +80,6 @@ struct Args {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_BUSY_POLL_US))]
     busy_poll_us: u64,
 }
-
-/// The longest busy-poll window `--busy-poll-us` takes (10 ms).
-const MAX_BUSY_POLL_US: u64 = 10_000;
 
 /// Mbit/s (a positive decimal, fractions allowed) as bits per second.
 fn parse_mbps(s: &str) -> Result<u64, String> {

@@ -128,8 +128,8 @@ fn invalid(key: impl fmt::Display, value: impl fmt::Debug, reason: impl Into<Str
     ConfigError::Invalid { key: key.to_string(), value: format!("{value:?}"), reason: reason.into() }
 }
 
-/// The longest busy-poll window accepted (the dataplane's own limit, 10 ms).
-pub const MAX_BUSY_POLL_US: u64 = 10_000;
+/// The longest busy-poll window accepted: the dataplane's own limit.
+pub use mycelium_dataplane::config::MAX_BUSY_POLL_US;
 
 /// The largest `target_peers` accepted (the peering layer's default peer limit).
 pub const MAX_TARGET_PEERS: usize = 256;

@@ -188,33 +188,27 @@ fn flows_settle_for_any_two_shard_counts_and_never_move_between_equal_powers_of_
     let b_to_a = |r: u32, n_b: u32, n_a: u32, o: u8| {
         u32::from(t[n_a as usize][1][usize::from(shard_byte(r as usize, n_b as usize).wrapping_sub(o))])
     };
+    // A flow opened from shard `start` of a node with `n` shards: `there`
+    // takes a sending shard to the other node's receiving one, `back` the
+    // reply to this node's. The reply moves the flow at most once.
+    let settles = |n: u32, exact: bool, there: &dyn Fn(u32) -> u32, back: &dyn Fn(u32) -> u32, what: &str| {
+        for start in 0..n {
+            let moved = back(there(start));
+            if exact {
+                assert_eq!(moved, start, "{what}: the flow from {start} moved to {moved}");
+            }
+            let again = back(there(moved));
+            assert_eq!(again, moved, "{what}: from {start} the flow moved to {moved} then {again}");
+        }
+    };
     let small = (1..=MAX).flat_map(|a| (1..=MAX).map(move |b| (a, b)));
     let large = LARGE.iter().flat_map(|&a| LARGE.iter().map(move |&b| (a, b)));
     for (n_a, n_b) in small.chain(large) {
-        {
-            for o in 0..=255u8 {
-                // A flow A opened from shard s: B receives on r, the reply
-                // makes s1 A's sending shard; it must stay there.
-                for s in 0..n_a {
-                    let r = a_to_b(s, n_a, n_b, o);
-                    let s1 = b_to_a(r, n_b, n_a, o);
-                    if n_a == n_b && 256 % n_a == 0 {
-                        assert_eq!(s1, s, "equal counts {n_a}, o {o}: A's shard {s} -> {r} -> {s1}");
-                    }
-                    let s2 = b_to_a(a_to_b(s1, n_a, n_b, o), n_b, n_a, o);
-                    assert_eq!(s2, s1, "{n_a} and {n_b} shards, o {o}: from {s} the flow moved to {s1} then {s2}");
-                }
-                // A flow B opened from shard r.
-                for r in 0..n_b {
-                    let s = b_to_a(r, n_b, n_a, o);
-                    let r1 = a_to_b(s, n_a, n_b, o);
-                    if n_a == n_b && 256 % n_a == 0 {
-                        assert_eq!(r1, r, "equal counts {n_a}, o {o}: B's shard {r} -> {s} -> {r1}");
-                    }
-                    let r2 = a_to_b(b_to_a(r1, n_b, n_a, o), n_a, n_b, o);
-                    assert_eq!(r2, r1, "{n_b} and {n_a} shards, o {o}: from B's {r} the flow moved to {r1} then {r2}");
-                }
-            }
+        let exact = n_a == n_b && 256 % n_a == 0;
+        for o in 0..=255u8 {
+            let (ab, ba) = (|s| a_to_b(s, n_a, n_b, o), |r| b_to_a(r, n_b, n_a, o));
+            settles(n_a, exact, &ab, &ba, &format!("A ({n_a} shards) to B ({n_b}), o {o}"));
+            settles(n_b, exact, &ba, &ab, &format!("B ({n_b} shards) to A ({n_a}), o {o}"));
         }
     }
 }
